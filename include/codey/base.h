@@ -1,0 +1,173 @@
+// Base layer: errors, assertions, memory-mapped files, logging, time, CPU and
+// thread facts. Everything above includes this; it includes nothing of codey.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <fmt/core.h>
+
+namespace codey {
+
+// What kind of failure, so front ends can map it (HTTP status, exit code).
+enum class ErrorCode {
+  kInvalidArgument,  // the caller's input is wrong (a request field, a flag)
+  kNotFound,         // a file, model or key that does not exist
+  kCorrupt,          // a file whose bytes are not what its format allows
+  kUnsupported,      // valid input that codey does not handle (yet)
+  kResourceExhausted,// memory budget, context length, queue full
+  kIo,               // the OS refused (open, read, mmap, write)
+  kCancelled,
+  kDeadlineExceeded,
+  kInternal,
+};
+
+std::string_view error_code_name(ErrorCode code);
+
+// An error says what was expected and what was found; it is a value, never an
+// exception, on every path that reads files, user input or the network.
+struct Error {
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;
+
+  // Prefix context ("reading model.gguf: ") while propagating up.
+  Error&& with_context(std::string_view context) && {
+    message = std::string(context) + ": " + message;
+    return std::move(*this);
+  }
+};
+
+template <class T>
+using Result = std::expected<T, Error>;
+using Status = std::expected<void, Error>;
+
+template <class... Args>
+[[nodiscard]] std::unexpected<Error> make_error(ErrorCode code, fmt::format_string<Args...> fmt_str,
+                                                Args&&... args) {
+  return std::unexpected(Error{code, fmt::format(fmt_str, std::forward<Args>(args)...)});
+}
+
+// Propagate an error from an expression returning Result/Status.
+#define CODEY_TRY(expr)                                        \
+  do {                                                         \
+    auto codey_try_result_ = (expr);                           \
+    if (!codey_try_result_) return std::unexpected(std::move(codey_try_result_.error())); \
+  } while (0)
+
+[[noreturn]] void assert_fail(const char* file, int line, const char* expr, const std::string& detail);
+
+// Invariants only a bug can break: always on, print file, line and what failed.
+#define CODEY_ASSERT(cond)                                             \
+  do {                                                                 \
+    if (!(cond)) [[unlikely]] ::codey::assert_fail(__FILE__, __LINE__, #cond, {}); \
+  } while (0)
+#define CODEY_ASSERT_EQ(a, b)                                                              \
+  do {                                                                                     \
+    const auto& codey_a_ = (a);                                                            \
+    const auto& codey_b_ = (b);                                                            \
+    if (!(codey_a_ == codey_b_)) [[unlikely]]                                              \
+      ::codey::assert_fail(__FILE__, __LINE__, #a " == " #b,                               \
+                           fmt::format("expected {}, got {}", codey_b_, codey_a_));        \
+  } while (0)
+#ifdef NDEBUG
+#define CODEY_DASSERT(cond) ((void)0)
+#else
+#define CODEY_DASSERT(cond) CODEY_ASSERT(cond)
+#endif
+
+// A read-only memory-mapped file. Move-only owner of the mapping.
+class MappedFile {
+ public:
+  static Result<MappedFile> open(const std::string& path);
+  MappedFile() = default;
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  const std::string& path() const { return path_; }
+  size_t size() const { return size_; }
+  // Bytes of this mapping resident in RAM now (mincore).
+  size_t resident_bytes() const;
+  // Ask the kernel to read ahead / lock pages; best effort.
+  void advise_willneed() const;
+  bool lock() const;
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Logging to stderr. Level from CODEY_LOG=debug|info|warn|error (default info).
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+void log_message(LogLevel level, std::string_view message);
+bool log_enabled(LogLevel level);
+template <class... Args>
+void log_info(fmt::format_string<Args...> f, Args&&... args) {
+  if (log_enabled(LogLevel::kInfo)) log_message(LogLevel::kInfo, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void log_warn(fmt::format_string<Args...> f, Args&&... args) {
+  if (log_enabled(LogLevel::kWarn)) log_message(LogLevel::kWarn, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void log_debug(fmt::format_string<Args...> f, Args&&... args) {
+  if (log_enabled(LogLevel::kDebug)) log_message(LogLevel::kDebug, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void log_error(fmt::format_string<Args...> f, Args&&... args) {
+  if (log_enabled(LogLevel::kError)) log_message(LogLevel::kError, fmt::format(f, std::forward<Args>(args)...));
+}
+
+// Monotonic time.
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// CPU features relevant to kernel dispatch (cpuid + OS support via xgetbv).
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
+  bool avx512vnni = false, avx512bf16 = false, avxvnni = false;
+  std::string brand;
+};
+const CpuFeatures& cpu_features();
+
+// Cores this process may use: affinity mask, then cgroup v2/v1 CPU quota.
+// `cgroup_root` lets tests point at a fake tree (default "/sys/fs/cgroup").
+int usable_cores(const std::string& cgroup_root = "/sys/fs/cgroup");
+// Memory this process may use: cgroup limit, else MemAvailable. Bytes.
+uint64_t usable_memory_bytes(const std::string& cgroup_root = "/sys/fs/cgroup");
+// Total physical memory, bytes.
+uint64_t physical_memory_bytes();
+// Peak resident set size of this process, bytes.
+uint64_t peak_rss_bytes();
+uint64_t current_rss_bytes();
+
+// "1.50 GiB", "12.0 MiB".
+std::string format_bytes(uint64_t bytes);
+// Parse "8GiB", "512MB", "1024", "1.5G". Errors name the text.
+Result<uint64_t> parse_bytes(std::string_view text);
+
+// IEEE half <-> float, exact, no ISA requirement.
+float fp16_to_fp32(uint16_t h);
+uint16_t fp32_to_fp16(float f);
+inline float bf16_to_fp32(uint16_t h) {
+  uint32_t u = uint32_t(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+uint16_t fp32_to_bf16(float f);  // round to nearest even, NaN kept NaN
+
+}  // namespace codey

@@ -1,0 +1,194 @@
+// GGUF files (v2, v3): a bounds-checked reader that is a pure function over
+// the bytes, typed metadata access, and a streaming writer.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codey/base.h"
+#include "codey/tensor.h"
+
+namespace codey {
+
+// GGUF metadata value types (the on-disk ids).
+enum class GgufType : uint32_t {
+  kUint8 = 0,
+  kInt8 = 1,
+  kUint16 = 2,
+  kInt16 = 3,
+  kUint32 = 4,
+  kInt32 = 5,
+  kFloat32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kUint64 = 10,
+  kInt64 = 11,
+  kFloat64 = 12,
+};
+std::string_view gguf_type_name(GgufType t);
+
+// One metadata value. Scalars are held decoded; strings are views into the
+// file bytes (or into `owned_` for values built in memory, e.g. for writing).
+// Arrays of scalars keep a view of their little-endian bytes; arrays of
+// strings a vector of views; nested arrays a vector of values.
+class GgufValue {
+ public:
+  GgufType type = GgufType::kUint8;
+  // scalar payloads
+  uint64_t u = 0;   // all unsigned ints and bool
+  int64_t i = 0;    // all signed ints
+  double f = 0;     // float32/float64
+  std::string_view str;
+  // arrays
+  GgufType elem_type = GgufType::kUint8;
+  uint64_t count = 0;
+  std::span<const uint8_t> raw;          // scalar arrays: count * size(elem) bytes
+  std::vector<std::string_view> strs;    // string arrays
+  std::vector<GgufValue> items;          // nested arrays
+
+  // Builders for in-memory values (the writer); the value owns its text.
+  static GgufValue make_u32(uint32_t v);
+  static GgufValue make_i32(int32_t v);
+  static GgufValue make_u64(uint64_t v);
+  static GgufValue make_f32(float v);
+  static GgufValue make_bool(bool v);
+  static GgufValue make_string(std::string v);
+  static GgufValue make_scalar(GgufType t, uint64_t u, int64_t i, double f);
+  static GgufValue make_string_array(std::vector<std::string> v);
+  template <class T>
+  static GgufValue make_array(GgufType elem, std::span<const T> v);
+
+  bool is_integer() const;
+  bool is_float() const { return type == GgufType::kFloat32 || type == GgufType::kFloat64; }
+  // Scalar array element i, converted (no bounds check beyond CODEY_ASSERT).
+  double array_f64(uint64_t idx) const;
+  int64_t array_i64(uint64_t idx) const;
+  // Human-readable, arrays abbreviated after `max_items`.
+  std::string to_string(size_t max_items = 8) const;
+
+  std::shared_ptr<std::string> owned_;                 // backing for str (built values)
+  std::shared_ptr<std::vector<std::string>> owned_strs_;
+  std::shared_ptr<std::vector<uint8_t>> owned_raw_;
+};
+
+struct GgufTensorInfo {
+  std::string_view name;
+  TensorType type = TensorType::kF32;
+  int n_dims = 0;
+  std::array<int64_t, kMaxDims> ne{1, 1, 1, 1};
+  uint64_t offset = 0;   // relative to the data section
+  uint64_t n_bytes = 0;  // computed from type and shape
+};
+
+// A parsed GGUF file. Holds views into the bytes it was parsed from; when
+// opened from a path it owns the mapping, so the views stay valid as long
+// as this object (move-only) lives.
+class GgufFile {
+ public:
+  // Pure parse over bytes; `name` is used in error messages only.
+  // Never crashes or allocates beyond a bound proportional to the input.
+  static Result<GgufFile> parse(std::span<const uint8_t> bytes, std::string_view name);
+  // mmap + parse; the result owns the mapping.
+  static Result<GgufFile> open(const std::string& path);
+
+  GgufFile(GgufFile&&) = default;
+  GgufFile& operator=(GgufFile&&) = default;
+
+  uint32_t version() const { return version_; }
+  const std::string& name() const { return name_; }
+  uint64_t alignment() const { return alignment_; }
+  uint64_t data_offset() const { return data_offset_; }
+  uint64_t file_size() const { return bytes_.size(); }
+  std::span<const uint8_t> bytes() const { return bytes_; }
+  const MappedFile* mapping() const { return mapping_.get(); }
+
+  // Metadata in file order.
+  const std::vector<std::pair<std::string_view, GgufValue>>& metadata() const { return kv_; }
+  const GgufValue* find(std::string_view key) const;
+  bool has(std::string_view key) const { return find(key) != nullptr; }
+
+  // Typed access; errors name the key, the expected and the found type.
+  // Integer getters accept any integer type whose value fits.
+  Result<uint64_t> get_u64(std::string_view key) const;
+  Result<uint32_t> get_u32(std::string_view key) const;
+  Result<int64_t> get_i64(std::string_view key) const;
+  Result<float> get_f32(std::string_view key) const;  // accepts float32/float64
+  Result<bool> get_bool(std::string_view key) const;
+  Result<std::string_view> get_string(std::string_view key) const;
+  Result<std::span<const std::string_view>> get_string_array(std::string_view key) const;
+  Result<std::vector<float>> get_f32_array(std::string_view key) const;
+  Result<std::vector<int64_t>> get_int_array(std::string_view key) const;
+  // With a default when the key is absent (mistyped is still an error).
+  Result<uint64_t> get_u64_or(std::string_view key, uint64_t dflt) const;
+  Result<float> get_f32_or(std::string_view key, float dflt) const;
+  Result<bool> get_bool_or(std::string_view key, bool dflt) const;
+  Result<std::string_view> get_string_or(std::string_view key, std::string_view dflt) const;
+
+  // "general.architecture", and "<arch>.<suffix>" helpers.
+  Result<std::string_view> architecture() const { return get_string("general.architecture"); }
+  std::string arch_key(std::string_view suffix) const;
+
+  const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
+  const GgufTensorInfo* find_tensor(std::string_view name) const;
+  // A view of a tensor's bytes (in the data section, bounds already checked).
+  TensorView view(const GgufTensorInfo& info) const;
+
+ private:
+  GgufFile() = default;
+  std::string name_;
+  std::unique_ptr<MappedFile> mapping_;
+  std::span<const uint8_t> bytes_;
+  uint32_t version_ = 0;
+  uint64_t alignment_ = 32;
+  uint64_t data_offset_ = 0;
+  std::vector<std::pair<std::string_view, GgufValue>> kv_;
+  std::map<std::string_view, size_t, std::less<>> kv_index_;
+  std::vector<GgufTensorInfo> tensors_;
+  std::map<std::string_view, size_t, std::less<>> tensor_index_;
+};
+
+// Streaming GGUF v3 writer: declare metadata and tensors, then write tensor
+// data in declaration order. Never holds more than one tensor's data.
+class GgufWriter {
+ public:
+  GgufWriter() = default;
+  ~GgufWriter();
+  GgufWriter(const GgufWriter&) = delete;
+  GgufWriter& operator=(const GgufWriter&) = delete;
+
+  // Replaces an existing key of the same name, keeping its position.
+  void set(std::string key, GgufValue value);
+  void remove(std::string_view key);
+  void set_alignment(uint64_t alignment);  // also written as general.alignment
+  void add_tensor(std::string name, TensorType type, std::span<const int64_t> ne);
+
+  // Writes header, metadata and tensor infos to `path` (created/truncated).
+  Status begin(const std::string& path);
+  // Data of the next declared tensor, exactly its n_bytes.
+  Status write_tensor_data(std::span<const uint8_t> data);
+  // Pads, flushes, closes; fails if a declared tensor was not written.
+  Status finish();
+
+  size_t n_tensors() const { return tensors_.size(); }
+  const GgufTensorInfo& tensor(size_t i) const { return tensors_[i]; }
+
+ private:
+  struct PendingTensor;
+  std::vector<std::pair<std::string, GgufValue>> kv_;
+  std::vector<std::string> tensor_names_;
+  std::vector<GgufTensorInfo> tensors_;
+  uint64_t alignment_ = 32;
+  std::FILE* out_ = nullptr;
+  std::string path_;
+  size_t next_tensor_ = 0;
+  uint64_t written_ = 0;  // bytes of the data section written so far
+};
+
+}  // namespace codey

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything codey needs from Debian (apt-get) and builds it into
+# ./build (Release). Idempotent and non-interactive; runs as root or via sudo.
+# Usage: scripts/setup.sh [--sanitize] [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(build-essential cmake ninja-build pkg-config
+  libfmt-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libpcre2-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang-19 libclang-rt-19-dev
+  curl python3 nodejs npm)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+BUILD_DIR=build
+CMAKE_ARGS=(-G Ninja -DCMAKE_BUILD_TYPE=Release)
+BUILD=1
+for arg in "$@"; do
+  case "$arg" in
+    --sanitize) BUILD_DIR=build-asan; CMAKE_ARGS=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCODEY_SANITIZE=ON) ;;
+    --no-build) BUILD=0 ;;
+    *) echo "setup: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+# npm clients for the end-to-end tests (real OpenAI / Ollama clients).
+if [[ -f tests/e2e/package.json && ! -d tests/e2e/node_modules ]]; then
+  (cd tests/e2e && npm install --no-audit --no-fund --silent) || echo "setup: npm install failed; e2e client tests will be skipped" >&2
+fi
+
+if ((BUILD)); then
+  cmake -S . -B "$BUILD_DIR" "${CMAKE_ARGS[@]}" >/dev/null
+  cmake --build "$BUILD_DIR" -j"$(nproc)"
+fi
