@@ -180,7 +180,6 @@ class GgufWriter {
   const GgufTensorInfo& tensor(size_t i) const { return tensors_[i]; }
 
  private:
-  struct PendingTensor;
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<std::string> tensor_names_;
   std::vector<GgufTensorInfo> tensors_;

@@ -40,7 +40,10 @@ std::string shell_quote(const std::string& s) {
 
 std::string temp_dir() {
   static std::once_flag once;
-  std::call_once(once, [] { std::atexit(cleanup); });
+  std::call_once(once, [] {
+    temp_dirs();  // construct before registering, so it is destroyed after cleanup runs
+    std::atexit(cleanup);
+  });
   std::string templ = (fs::temp_directory_path() / "codey-test-XXXXXX").string();
   char* p = mkdtemp(templ.data());
   if (!p) std::abort();
