@@ -191,3 +191,44 @@ class GgufWriter {
 };
 
 }  // namespace codey
+
+namespace codey {
+
+// What a user wants to know about a model file before loading it (`codey
+// inspect`, the runtime's memory estimate). Hyper-parameters are read from
+// "<arch>.*" keys; absent ones are 0.
+struct GgufSummary {
+  std::string path;
+  std::string architecture;
+  std::string name;
+  uint32_t version = 0;
+  uint64_t n_layer = 0, n_embd = 0, n_head = 0, n_head_kv = 0, head_dim = 0, head_dim_v = 0, n_ff = 0;
+  uint64_t n_vocab = 0, n_ctx_train = 0;
+  float rope_freq_base = 0;
+  uint64_t sliding_window = 0;
+  std::string tokenizer_model, tokenizer_pre;
+  bool has_chat_template = false;
+  uint64_t file_type = 0;  // general.file_type when present
+  uint64_t file_size = 0;
+  uint64_t n_params = 0;          // elements of all tensors
+  uint64_t tensor_bytes = 0;      // bytes of all tensor data (what gets mapped)
+  std::vector<std::pair<TensorType, uint64_t>> tensors_by_type;  // type -> count
+  double bits_per_weight() const { return n_params ? 8.0 * double(tensor_bytes) / double(n_params) : 0; }
+};
+Result<GgufSummary> summarize(const GgufFile& file);
+
+// Memory a model needs at a context: mapped weights + KV cache + scratch.
+struct MemoryEstimate {
+  uint64_t n_ctx = 0;
+  uint64_t n_seq = 1;
+  TensorType kv_type = TensorType::kF16;
+  uint64_t weights = 0;  // mapped tensor data
+  uint64_t kv_cache = 0; // n_layer x n_ctx x n_head_kv x (head_dim_k + head_dim_v) x bytes/elem
+  uint64_t scratch = 0;  // activations and logits for one batch (stated estimate)
+  uint64_t total() const { return weights + kv_cache + scratch; }
+};
+// kv_type is F16, BF16, F32 or Q8_0. n_batch: tokens per forward pass.
+MemoryEstimate estimate_memory(const GgufSummary& s, uint64_t n_ctx, TensorType kv_type = TensorType::kF16,
+                               uint64_t n_seq = 1, uint64_t n_batch = 512);
+
+}  // namespace codey

@@ -1,0 +1,105 @@
+// `codey inspect` as a user runs it: every shared fixture, JSON output, and
+// clean failures (message, exit 1, no crash) on truncated and bit-flipped copies.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "testing/testing.h"
+
+namespace codey {
+namespace {
+namespace fs = std::filesystem;
+using testing::run_codey;
+
+std::vector<std::string> fixture_files() {
+  std::vector<std::string> files;
+  for (const char* dir : {"models", "vocab"})
+    for (const auto& e : fs::directory_iterator(testing::testdata(dir)))
+      if (e.path().extension() == ".gguf") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+TEST(InspectCli, EveryFixtureText) {
+  for (const auto& f : fixture_files()) {
+    auto r = run_codey({"inspect", f});
+    EXPECT_EQ(r.exit_code, 0) << f << ": " << r.err;
+    EXPECT_NE(r.out.find("architecture"), std::string::npos) << f;
+    EXPECT_NE(r.out.find("KV cache"), std::string::npos) << f;
+  }
+}
+
+TEST(InspectCli, JsonHasHyperParametersAndMemory) {
+  auto r = run_codey({"inspect", testing::testdata("models/tiny-llama-Q4_K_M.gguf"), "--json", "--ctx", "1024"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["architecture"], "llama");
+  EXPECT_EQ(j["hparams"]["n_layer"], 4);
+  EXPECT_EQ(j["hparams"]["n_embd"], 256);
+  EXPECT_EQ(j["hparams"]["n_head"], 8);
+  EXPECT_EQ(j["hparams"]["n_head_kv"], 4);
+  EXPECT_EQ(j["hparams"]["head_dim"], 32);
+  EXPECT_EQ(j["hparams"]["n_vocab"], 32256);
+  EXPECT_EQ(j["tokenizer"]["pre"], "deepseek-coder");
+  // KV: 4 layers x 1024 positions x 4 kv heads x 32 dims x 2 (K and V) x 2 bytes.
+  EXPECT_EQ(j["memory"]["kv_cache"], 4 * 1024 * 4 * 32 * 2 * 2);
+  EXPECT_EQ(j["tensor_types"]["q4_K"], 24);
+  EXPECT_GT(j["n_params"].get<int64_t>(), 11000000);
+  auto q8 = run_codey({"inspect", testing::testdata("models/tiny-llama-Q4_K_M.gguf"), "--json", "--ctx", "1024",
+                       "--kv-type", "q8_0"});
+  ASSERT_EQ(q8.exit_code, 0) << q8.err;
+  // q8_0 stores 32 values in 34 bytes: 4 kv heads x 32 dims = 4 blocks per row.
+  EXPECT_EQ(nlohmann::json::parse(q8.out)["memory"]["kv_cache"], 4 * 1024 * (4 * 32 / 32 * 34) * 2);
+}
+
+TEST(InspectCli, MissingFileAndBadFlags) {
+  auto r = run_codey({"inspect", "/nonexistent/model.gguf"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("cannot open /nonexistent/model.gguf"), std::string::npos) << r.err;
+  r = run_codey({"inspect", testing::testdata("models/tiny-llama-f16.gguf"), "--kv-type", "q4_0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--kv-type"), std::string::npos);
+}
+
+TEST(InspectCli, TruncatedCopiesFailCleanly) {
+  const std::string dir = testing::temp_dir();
+  for (const auto& f : fixture_files()) {
+    auto bytes = testing::read_file_bytes(f);
+    for (double frac : {0.0001, 0.01, 0.3, 0.999}) {
+      std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<long>(bytes.size() * frac));
+      const std::string path = dir + "/cut.gguf";
+      testing::write_file_bytes(path, cut);
+      auto r = run_codey({"inspect", path});
+      EXPECT_EQ(r.exit_code, 1) << f << " cut at " << frac;
+      EXPECT_NE(r.err.find("cut.gguf"), std::string::npos) << r.err;
+    }
+  }
+}
+
+TEST(InspectCli, BitFlippedCopiesNeverCrash) {
+  const std::string dir = testing::temp_dir();
+  std::mt19937 rng(7);
+  int failed_cleanly = 0;
+  for (const auto& f : fixture_files()) {
+    auto bytes = testing::read_file_bytes(f);
+    for (int k = 0; k < 6; ++k) {
+      auto copy = bytes;
+      // Flip bits in the first 4 KiB: header, metadata, tensor infos.
+      for (int b = 0; b < 3; ++b) copy[rng() % std::min<size_t>(4096, copy.size())] ^= uint8_t(1u << (rng() % 8));
+      const std::string path = dir + "/flip.gguf";
+      testing::write_file_bytes(path, copy);
+      auto r = run_codey({"inspect", path});
+      ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 1) << f << " exit " << r.exit_code << " " << r.err;
+      if (r.exit_code == 1) {
+        ++failed_cleanly;
+        EXPECT_NE(r.err.find("codey: "), std::string::npos);
+      }
+    }
+  }
+  EXPECT_GT(failed_cleanly, 0);
+}
+
+}  // namespace
+}  // namespace codey
