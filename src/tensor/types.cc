@@ -34,7 +34,7 @@ constexpr TypeTraits kTable[] = {
     {T::kIQ4_NL, "iq4_nl", 32, 18, true, true},
     {T::kIQ3_S, "iq3_s", 256, 110, false, false},
     {T::kIQ2_S, "iq2_s", 256, 82, false, false},
-    {T::kIQ4_XS, "iq4_xs", 256, 136, true, false},
+    {T::kIQ4_XS, "iq4_xs", 256, 136, true, true},
     {T::kI8, "i8", 1, 1, false, false},
     {T::kI16, "i16", 1, 2, false, false},
     {T::kI32, "i32", 1, 4, false, false},

@@ -1,0 +1,138 @@
+// Scale searches shared by the quantizers (see search.h).
+#include "quant/search.h"
+
+#include "quant/blocks.h"
+
+namespace codey::quant {
+
+Iq4Levels::Iq4Levels() {
+  for (int i = 0; i < 16; ++i) values[i] = kIq4nlValues[i];
+  // Entry k is the nearest level to k/2: level i wins while 2v < v_i + v_{i+1}.
+  for (int k = -kOffset; k <= kOffset; ++k) {
+    int idx = 0;
+    while (idx < 15 && k >= kIq4nlValues[idx] + kIq4nlValues[idx + 1]) ++idx;
+    index_table[k + kOffset] = static_cast<int8_t>(idx);
+  }
+}
+
+const Iq4Levels& iq4_levels() {
+  static const Iq4Levels levels;
+  return levels;
+}
+
+namespace {
+
+// Least-squares (d, b) for fixed levels l given the weighted sums; b clamped
+// to <= 0 when required. Returns false when the fit is degenerate.
+bool solve_affine(float sw, float sx, float sxx, float sl, float sll, float sxl, bool nonpositive_offset,
+                  AffineFit& out) {
+  const float det = sw * sll - sl * sl;
+  if (!(det > 0)) return false;
+  float d = (sw * sxl - sx * sl) / det;
+  float b = (sll * sx - sl * sxl) / det;
+  if (nonpositive_offset && b > 0) {
+    b = 0;
+    d = sxl / sll;
+  }
+  if (!(d > 0)) return false;
+  out.d = d;
+  out.b = b;
+  out.err = sxx - 2 * d * sxl - 2 * b * sx + d * d * sll + 2 * d * b * sl + b * b * sw;
+  out.sll = sll;
+  out.sw = sw;
+  return true;
+}
+
+}  // namespace
+
+AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool nonpositive_offset,
+                     std::span<const float> deltas, int refine_iters) {
+  float mn = x[0], mx = x[0], sw = 0, sx = 0, sxx = 0;
+  for (int i = 0; i < n; ++i) {
+    mn = std::min(mn, x[i]);
+    mx = std::max(mx, x[i]);
+    sw += w[i];
+    sx += w[i] * x[i];
+    sxx += w[i] * x[i] * x[i];
+  }
+  if (nonpositive_offset && mn > 0) mn = 0;
+  AffineFit best;
+  best.b = mn;
+  best.sw = sw;
+  if (!(mx - mn > 0)) {  // constant block (or NaN): offset alone
+    best.err = affine_error(x, w, n, nmax, 0, mn);
+    return best;
+  }
+  best.err = std::numeric_limits<float>::infinity();
+  const float fmax = static_cast<float>(nmax);
+  auto try_rounding = [&](float t, float b0) {
+    float sl = 0, sll = 0, sxl = 0;
+    for (int i = 0; i < n; ++i) {
+      const float l = round_f(clampf(t * (x[i] - b0), 0.0f, fmax));
+      sl += w[i] * l;
+      sll += w[i] * l * l;
+      sxl += w[i] * x[i] * l;
+    }
+    AffineFit f;
+    if (solve_affine(sw, sx, sxx, sl, sll, sxl, nonpositive_offset, f) && f.err < best.err) {
+      best = f;
+      return true;
+    }
+    return false;
+  };
+  for (float delta : deltas) try_rounding((fmax + delta) / (mx - mn), mn);
+  if (!(best.err < std::numeric_limits<float>::infinity())) {  // every rounding degenerate
+    best = AffineFit{(mx - mn) / fmax, mn, 0, 0, sw};
+    best.err = affine_error(x, w, n, nmax, best.d, best.b);
+    return best;
+  }
+  for (int it = 0; it < refine_iters; ++it)
+    if (!try_rounding(1.0f / best.d, best.b)) break;
+  return best;
+}
+
+float affine_error(const float* x, const float* w, int n, int nmax, float d, float b) {
+  float e = 0;
+  if (d == 0) {
+    for (int i = 0; i < n; ++i) e += w[i] * (x[i] - b) * (x[i] - b);
+    return e;
+  }
+  const float id = 1.0f / d, fmax = static_cast<float>(nmax);
+  for (int i = 0; i < n; ++i) {
+    const float l = round_f(clampf(id * (x[i] - b), 0.0f, fmax));
+    const float r = x[i] - (d * l + b);
+    e += w[i] * r * r;
+  }
+  return e;
+}
+
+void block_weights(const float* importance, int n, float* w) {
+  if (importance) {
+    float s = 0;
+    for (int i = 0; i < n; ++i) {
+      const float v = importance[i];
+      w[i] = v > 0 ? v : 0.0f;  // negative or NaN importance counts as none
+      s += w[i];
+    }
+    // A small floor keeps every element in the fit (a column the
+    // importance never saw still gets a sane value, not an arbitrary one).
+    if (s > 0 && std::isfinite(s)) {
+      const float floor = 0.01f * s / static_cast<float>(n);
+      for (int i = 0; i < n; ++i) w[i] += floor;
+      return;
+    }
+  }
+  for (int i = 0; i < n; ++i) w[i] = 1.0f;
+}
+
+int symmetric_cands(float lo, float hi, float below, float above, int steps, float* out, int capacity) {
+  int k = 0;
+  for (int s = 0; s < steps && k + 2 <= capacity; ++s) {
+    const float f = steps > 1 ? static_cast<float>(s) / static_cast<float>(steps - 1) : 0.0f;
+    out[k++] = hi - below + f * (below + above);
+    if (lo < 0) out[k++] = lo + below - f * (below + above);
+  }
+  return k;
+}
+
+}  // namespace codey::quant
