@@ -173,6 +173,9 @@ class GgufWriter {
   Status begin(const std::string& path);
   // Data of the next declared tensor, exactly its n_bytes.
   Status write_tensor_data(std::span<const uint8_t> data);
+  // Part of the current tensor's data; tensors may be written in any number
+  // of chunks, which move to the next tensor once n_bytes were written.
+  Status write_tensor_chunk(std::span<const uint8_t> data);
   // Pads, flushes, closes; fails if a declared tensor was not written.
   Status finish();
 
@@ -188,6 +191,7 @@ class GgufWriter {
   std::string path_;
   size_t next_tensor_ = 0;
   uint64_t written_ = 0;  // bytes of the data section written so far
+  uint64_t current_written_ = 0;  // bytes of tensors_[next_tensor_] written so far
 };
 
 }  // namespace codey

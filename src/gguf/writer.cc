@@ -145,21 +145,35 @@ Status GgufWriter::begin(const std::string& path) {
 }
 
 Status GgufWriter::write_tensor_data(std::span<const uint8_t> data) {
+  if (next_tensor_ < tensors_.size() && (current_written_ != 0 || data.size() != tensors_[next_tensor_].n_bytes))
+    return make_error(ErrorCode::kInvalidArgument, "{}: tensor '{}' needs {} bytes, got {}", path_,
+                      tensors_[next_tensor_].name, tensors_[next_tensor_].n_bytes, data.size());
+  return write_tensor_chunk(data);
+}
+
+Status GgufWriter::write_tensor_chunk(std::span<const uint8_t> data) {
   CODEY_ASSERT(out_ != nullptr);
   if (next_tensor_ >= tensors_.size())
     return make_error(ErrorCode::kInvalidArgument, "{}: more tensor data than declared tensors", path_);
   const auto& info = tensors_[next_tensor_];
-  if (data.size() != info.n_bytes)
+  if (current_written_ + data.size() > info.n_bytes)
     return make_error(ErrorCode::kInvalidArgument, "{}: tensor '{}' needs {} bytes, got {}", path_, info.name,
-                      info.n_bytes, data.size());
+                      info.n_bytes, current_written_ + data.size());
   Out out(out_);
-  static const uint8_t zeros[4096] = {};
-  CODEY_ASSERT(info.offset >= written_ && info.offset - written_ <= sizeof(zeros));
-  out.bytes(zeros, info.offset - written_);
+  if (current_written_ == 0) {
+    static const uint8_t zeros[4096] = {};
+    CODEY_ASSERT(info.offset >= written_ && info.offset - written_ <= sizeof(zeros));
+    out.bytes(zeros, info.offset - written_);
+    written_ = info.offset;
+  }
   out.bytes(data.data(), data.size());
   if (!out.ok()) return make_error(ErrorCode::kIo, "writing {} failed: {}", path_, std::strerror(errno));
-  written_ = info.offset + info.n_bytes;
-  ++next_tensor_;
+  written_ += data.size();
+  current_written_ += data.size();
+  if (current_written_ == info.n_bytes) {
+    ++next_tensor_;
+    current_written_ = 0;
+  }
   return {};
 }
 
