@@ -56,7 +56,7 @@ void quantize_symmetric_block(const float* x, const float* imp, float lo, float 
   block_weights(imp, kQK, w);
   const UniformLevels levels{lo, hi};
   const SymmetricFit fit = fit_symmetric(x, w, kQK, levels, cands);
-  *d_out = to_half(fit.d);
+  *d_out = to_scale_half(fit.d);
   const float d = half_to_float(*d_out);
   const float id = d != 0 ? 1.0f / d : 0.0f;
   for (int i = 0; i < kQK; ++i) q[i] = static_cast<int>(levels.value_of(id * x[i]));
@@ -68,7 +68,7 @@ void quantize_affine_block(const float* x, const float* imp, int nmax, std::span
   float w[kQK];
   block_weights(imp, kQK, w);
   const AffineFit fit = fit_affine(x, w, kQK, nmax, false, deltas);
-  *d_out = to_half(fit.d);
+  *d_out = to_scale_half(fit.d);
   *m_out = to_half(fit.b);
   const float d = half_to_float(*d_out), b = half_to_float(*m_out);
   const float id = d != 0 ? 1.0f / d : 0.0f;
@@ -156,7 +156,7 @@ void q_iq4_nl(const float* x, void* dst, int64_t n, const float* imp) {
     block_weights(offset(imp, b * kQK), kQK, w);
     const SymmetricFit fit = fit_symmetric(xb, w, kQK, levels, {g.iq4, size_t(g.n_iq4)});
     BlockIQ4_NL blk;
-    blk.d = to_half(fit.d);
+    blk.d = to_scale_half(fit.d);
     const float d = half_to_float(blk.d);
     const float id = d != 0 ? 1.0f / d : 0.0f;
     int q[kQK];

@@ -67,7 +67,7 @@ void quantize_symmetric_super(const float* x, const float* w, const Levels& lv, 
   }
   const UniformLevels kl{p.klo, p.khi};
   const SymmetricFit sf = fit_symmetric(s, sw, p.nsub, kl, p.scale_cands);
-  out.d = to_half(sf.d);
+  out.d = to_scale_half(sf.d);
   float D = half_to_float(out.d);
   if (D == 0) {
     for (int j = 0; j < p.nsub; ++j) out.k[j] = 0;
@@ -106,7 +106,7 @@ void quantize_symmetric_super(const float* x, const float* w, const Levels& lv, 
       }
     }
     if (!(den > 0)) break;
-    const uint16_t dh = to_half(num / den);
+    const uint16_t dh = to_scale_half(num / den);
     const float Dn = half_to_float(dh);
     if (Dn == D || Dn == 0) break;
     const float e = symmetric_total_error(x, w, lv, p, Dn, out.k);
@@ -172,8 +172,8 @@ void quantize_affine_super(const float* x, const float* w, const AffineParams& p
     swm[j] = f.sw;
   }
   const UniformLevels kl{0, p.kmax};
-  out.d = to_half(fit_symmetric(s, sws, p.nsub, kl, p.scale_cands).d);
-  out.dmin = to_half(fit_symmetric(mn, swm, p.nsub, kl, p.scale_cands).d);
+  out.d = to_scale_half(fit_symmetric(s, sws, p.nsub, kl, p.scale_cands).d);
+  out.dmin = to_scale_half(fit_symmetric(mn, swm, p.nsub, kl, p.scale_cands).d);
   float D = half_to_float(out.d), Dm = half_to_float(out.dmin);
   float total = 0;
   for (int j = 0; j < p.nsub; ++j) {
@@ -224,7 +224,7 @@ void quantize_affine_super(const float* x, const float* w, const AffineParams& p
       break;
     }
     if (!(nd >= 0) || !(nm >= 0)) break;
-    const uint16_t dh = to_half(nd), mh = to_half(nm);
+    const uint16_t dh = to_scale_half(nd), mh = to_scale_half(nm);
     const float Dn = half_to_float(dh), Dmn = half_to_float(mh);
     if (Dn == D && Dmn == Dm) break;
     const float e = affine_total_error(x, w, p, Dn, Dmn, out.ls, out.lm);

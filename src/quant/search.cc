@@ -27,9 +27,15 @@ namespace {
 bool solve_affine(float sw, float sx, float sxx, float sl, float sll, float sxl, bool nonpositive_offset,
                   AffineFit& out) {
   const float det = sw * sll - sl * sl;
-  if (!(det > 0)) return false;
-  float d = (sw * sxl - sx * sl) / det;
-  float b = (sll * sx - sl * sxl) / det;
+  float d, b;
+  if (det > 0) {
+    d = (sw * sxl - sx * sl) / det;
+    b = (sll * sx - sl * sxl) / det;
+  } else {  // every code equal (e.g. a constant block with b pinned to 0)
+    if (!(sll > 0)) return false;
+    d = sxl / sll;
+    b = 0;
+  }
   if (nonpositive_offset && b > 0) {
     b = 0;
     d = sxl / sll;
@@ -81,9 +87,9 @@ AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool nonpo
     return false;
   };
   for (float delta : deltas) try_rounding((fmax + delta) / (mx - mn), mn);
-  if (!(best.err < std::numeric_limits<float>::infinity())) {  // every rounding degenerate
-    best = AffineFit{(mx - mn) / fmax, mn, 0, 0, sw};
-    best.err = affine_error(x, w, n, nmax, best.d, best.b);
+  if (!(best.err < std::numeric_limits<float>::infinity())) {  // every rounding degenerate (NaN input)
+    best = AffineFit{0, mn, 0, 0, sw};
+    best.err = affine_error(x, w, n, nmax, 0, mn);
     return best;
   }
   for (int it = 0; it < refine_iters; ++it)

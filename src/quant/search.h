@@ -25,8 +25,15 @@ inline uint16_t to_half(float v) {
   if (!(std::fabs(v) <= kMaxHalf)) v = std::isnan(v) ? 0.0f : std::copysign(kMaxHalf, v);
   return fp32_to_fp16(v);
 }
-// The value a scale has once stored as f16.
-inline float as_half(float v) { return half_to_float(to_half(v)); }
+// The smallest positive (subnormal) half, 2^-24.
+constexpr float kMinHalf = 5.9604644775390625e-8f;
+// A scale to f16: as to_half, but a non-zero scale below the half range
+// becomes the smallest half instead of 0, so tiny data keeps some resolution
+// (codes are rounded against the stored scale, so this is never worse).
+inline uint16_t to_scale_half(float v) {
+  if (v != 0 && std::fabs(v) < kMinHalf) v = std::copysign(kMinHalf, v);
+  return to_half(v);
+}
 
 // Round to nearest integer (ties to even) as a float, for |v| < 2^22; a plain
 // add/subtract of 1.5*2^23 so loops over it vectorize with SSE2.
