@@ -13,14 +13,16 @@ namespace codey {
 namespace quant {
 namespace {
 
-// Candidate grids (units: the level the largest element maps to). Measured on
-// Gaussian data: wider grids than these gain < 0.1% RMSE (notes/quant.md).
+// Candidate grids (units: the level the largest element maps to; deltas:
+// levels beyond nmax). Chosen by measurement on Gaussian data: the error as a
+// function of the scale is rough, so wide coarse grids beat narrow fine ones;
+// denser grids still gain ~1% at many times the cost (notes/quant.md).
 struct Grids {
   float q4_0[64];
   int n_q4_0;
   float q5_0[64];
   int n_q5_0;
-  float q8_0[8];
+  float q8_0[16];
   int n_q8_0;
   float iq4[64];
   int n_iq4;
@@ -29,18 +31,14 @@ struct Grids {
   float affine5[32];
   int n_affine5;
   Grids() {
-    n_q4_0 = symmetric_cands(-8, 7, 1.0f, 0.6f, 17, q4_0, 64);
-    n_q5_0 = symmetric_cands(-16, 15, 1.0f, 0.6f, 17, q5_0, 64);
-    n_q8_0 = symmetric_cands(-128, 127, 0.0f, 0.4f, 2, q8_0, 8);
-    n_iq4 = 0;
-    for (int s = 0; s <= 15; ++s) {  // the ends: 113 and -127, clipping up to ~12%
-      iq4[n_iq4++] = 100.0f + 2.0f * s;
-      iq4[n_iq4++] = -112.0f - 2.0f * s;
-    }
+    n_q4_0 = symmetric_cands(-8, 7, 1.0f, 1.0f, 17, q4_0, 64);
+    n_q5_0 = symmetric_cands(-16, 15, 1.0f, 1.0f, 13, q5_0, 64);
+    n_q8_0 = symmetric_cands(-128, 127, 1.0f, 1.0f, 5, q8_0, 16);
+    n_iq4 = iq4_cands(iq4, 64);
     n_affine4 = 0;
-    for (int s = 0; s <= 20; ++s) affine4[n_affine4++] = -1.0f + 0.1f * s;
+    for (int s = 0; s <= 15; ++s) affine4[n_affine4++] = -2.0f + 0.2f * s;
     n_affine5 = 0;
-    for (int s = 0; s <= 15; ++s) affine5[n_affine5++] = -0.5f + 0.1f * s;
+    for (int s = 0; s <= 20; ++s) affine5[n_affine5++] = -4.0f + 0.25f * s;
   }
 };
 const Grids& grids() {
@@ -63,11 +61,11 @@ void quantize_symmetric_block(const float* x, const float* imp, float lo, float 
 }
 
 // One 32-element block to an affine format: stored d and m, codes 0..nmax.
-void quantize_affine_block(const float* x, const float* imp, int nmax, std::span<const float> deltas, uint16_t* d_out,
+void quantize_affine_block(const float* x, const float* imp, int nmax, const AffineSearch& search, uint16_t* d_out,
                            uint16_t* m_out, int* q) {
   float w[kQK];
   block_weights(imp, kQK, w);
-  const AffineFit fit = fit_affine(x, w, kQK, nmax, false, deltas);
+  const AffineFit fit = fit_affine(x, w, kQK, nmax, false, search);
   *d_out = to_scale_half(fit.d);
   *m_out = to_half(fit.b);
   const float d = half_to_float(*d_out), b = half_to_float(*m_out);
@@ -122,8 +120,8 @@ void q_q4_1(const float* x, void* dst, int64_t n, const float* imp) {
   for (int64_t b = 0; b < n / kQK; ++b) {
     BlockQ4_1 blk;
     int q[kQK];
-    quantize_affine_block(x + b * kQK, offset(imp, b * kQK), 15, {g.affine4, size_t(g.n_affine4)}, &blk.d, &blk.m,
-                          q);
+    quantize_affine_block(x + b * kQK, offset(imp, b * kQK), 15, AffineSearch{{g.affine4, size_t(g.n_affine4)}}, &blk.d,
+                          &blk.m, q);
     for (int j = 0; j < 16; ++j) blk.qs[j] = static_cast<uint8_t>(q[j] | (q[j + 16] << 4));
     store_block(dst, b, blk);
   }
@@ -134,8 +132,8 @@ void q_q5_1(const float* x, void* dst, int64_t n, const float* imp) {
   for (int64_t b = 0; b < n / kQK; ++b) {
     BlockQ5_1 blk;
     int q[kQK];
-    quantize_affine_block(x + b * kQK, offset(imp, b * kQK), 31, {g.affine5, size_t(g.n_affine5)}, &blk.d, &blk.m,
-                          q);
+    quantize_affine_block(x + b * kQK, offset(imp, b * kQK), 31, AffineSearch{{g.affine5, size_t(g.n_affine5)}}, &blk.d,
+                          &blk.m, q);
     uint32_t qh = 0;
     for (int j = 0; j < 16; ++j) {
       blk.qs[j] = static_cast<uint8_t>((q[j] & 0xF) | ((q[j + 16] & 0xF) << 4));

@@ -44,7 +44,7 @@ struct SymmetricParams {
 struct SymmetricSuper {
   uint16_t d = 0;
   int k[16] = {};
-  int code[kQK_K] = {};
+  int code[kQK_K];
 };
 
 template <class Levels>
@@ -127,14 +127,14 @@ void quantize_symmetric_super(const float* x, const float* w, const Levels& lv, 
 struct AffineParams {
   int sub, nsub, nmax;
   float kmax;  // integer scale/min range 0..kmax
-  std::span<const float> deltas;
+  AffineSearch search;
   std::span<const float> scale_cands;
 };
 
 struct AffineSuper {
   uint16_t d = 0, dmin = 0;
   int ls[16] = {}, lm[16] = {};
-  int l[kQK_K] = {};
+  int l[kQK_K];
 };
 
 float affine_total_error(const float* x, const float* w, const AffineParams& p, float D, float Dm, const int* ls,
@@ -146,26 +146,24 @@ float affine_total_error(const float* x, const float* w, const AffineParams& p, 
   return e;
 }
 
-// Integer candidates around v/D in 0..kmax: floor and ceil (just 0 if D == 0).
+// Integer candidates around v/D in 0..kmax: the nearest and its two
+// neighbours (just 0 if D == 0).
 int neighbours(float v, float D, float kmax, int* out) {
   if (!(D > 0)) {
     out[0] = 0;
     return 1;
   }
-  const float f = clampf(v / D, 0, kmax);
-  const int a = static_cast<int>(f);  // floor, f >= 0
-  out[0] = a;
-  if (static_cast<float>(a) < kmax && static_cast<float>(a) != f) {
-    out[1] = a + 1;
-    return 2;
-  }
-  return 1;
+  const int r = round_i(clampf(v / D, 0, kmax));
+  int k = 0;
+  for (int c = r - 1; c <= r + 1; ++c)
+    if (c >= 0 && c <= static_cast<int>(kmax)) out[k++] = c;
+  return k;
 }
 
 void quantize_affine_super(const float* x, const float* w, const AffineParams& p, AffineSuper& out) {
   float s[16], mn[16], sws[16], swm[16];
   for (int j = 0; j < p.nsub; ++j) {
-    const AffineFit f = fit_affine(x + j * p.sub, w + j * p.sub, p.sub, p.nmax, true, p.deltas);
+    const AffineFit f = fit_affine(x + j * p.sub, w + j * p.sub, p.sub, p.nmax, true, p.search);
     s[j] = f.d;
     mn[j] = -f.b;
     sws[j] = f.sll;
@@ -177,7 +175,7 @@ void quantize_affine_super(const float* x, const float* w, const AffineParams& p
   float D = half_to_float(out.d), Dm = half_to_float(out.dmin);
   float total = 0;
   for (int j = 0; j < p.nsub; ++j) {
-    int cs[2], cm[2];
+    int cs[3], cm[3];
     const int ns = neighbours(s[j], D, p.kmax, cs), nm = neighbours(mn[j], Dm, p.kmax, cm);
     float best = kInf;
     for (int a = 0; a < ns; ++a)
@@ -243,26 +241,17 @@ void quantize_affine_super(const float* x, const float* w, const AffineParams& p
   }
 }
 
-// ---- the grids (units as in search.h), chosen by measurement (notes/quant.md) ----
+// ---- the grids (units as in quantize.cc), chosen by measurement (notes/quant.md) ----
 
 struct Grids {
   Grid q3_sub, q6_sub, iq4_sub, q2_deltas, q4_deltas, q5_deltas, scales63, scales15, signed32, signed128;
   Grids() {
-    for (int s = 0; s < 13; ++s) {  // -4..3 levels: the max maps to 2.4..4.2 or -3.8..-5
-      q3_sub.add(2.4f + 0.15f * s);
-      q3_sub.add(-3.2f - 0.15f * s);
-    }
-    for (int s = 0; s < 9; ++s) {
-      q6_sub.add(30.4f + 0.2f * s);
-      q6_sub.add(-31.4f - 0.2f * s);
-    }
-    for (int s = 0; s <= 15; ++s) {
-      iq4_sub.add(100.0f + 2.0f * s);
-      iq4_sub.add(-112.0f - 2.0f * s);
-    }
-    q2_deltas.range(-0.5f, 1.0f, 16);
-    q4_deltas.range(-1.0f, 1.0f, 21);
-    q5_deltas.range(-0.5f, 1.0f, 16);
+    q3_sub.n = symmetric_cands(-4, 3, 1.2f, 1.2f, 9, q3_sub.v, 64);
+    q6_sub.n = symmetric_cands(-32, 31, 4.0f, 2.0f, 11, q6_sub.v, 64);
+    iq4_sub.n = iq4_cands(iq4_sub.v, 64);
+    q2_deltas.range(-1.0f, 1.0f, 16);
+    q4_deltas.range(-2.0f, 1.0f, 16);
+    q5_deltas.range(-4.0f, 1.0f, 21);
     scales63.range(61.0f, 63.4f, 13);
     scales15.range(13.5f, 15.4f, 13);
     signed32.range(30.0f, 31.4f, 8);
@@ -282,7 +271,7 @@ inline const float* offset(const float* imp, int64_t i) { return imp ? imp + i :
 
 void quantize_q2_k(const float* x, void* dst, int64_t n, const float* importance) {
   const Grids& g = grids();
-  const AffineParams p{16, 16, 3, 15, g.q2_deltas.span(), g.scales15.span()};
+  const AffineParams p{16, 16, 3, 15, {g.q2_deltas.span()}, g.scales15.span()};
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     float w[kQK_K];
     block_weights(offset(importance, b * kQK_K), kQK_K, w);
@@ -329,7 +318,7 @@ void quantize_q3_k(const float* x, void* dst, int64_t n, const float* importance
 
 void quantize_q4_k(const float* x, void* dst, int64_t n, const float* importance) {
   const Grids& g = grids();
-  const AffineParams p{32, 8, 15, 63, g.q4_deltas.span(), g.scales63.span()};
+  const AffineParams p{32, 8, 15, 63, {g.q4_deltas.span()}, g.scales63.span()};
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     float w[kQK_K];
     block_weights(offset(importance, b * kQK_K), kQK_K, w);
@@ -353,7 +342,7 @@ void quantize_q4_k(const float* x, void* dst, int64_t n, const float* importance
 
 void quantize_q5_k(const float* x, void* dst, int64_t n, const float* importance) {
   const Grids& g = grids();
-  const AffineParams p{32, 8, 31, 63, g.q5_deltas.span(), g.scales63.span()};
+  const AffineParams p{32, 8, 31, 63, {g.q5_deltas.span()}, g.scales63.span()};
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     float w[kQK_K];
     block_weights(offset(importance, b * kQK_K), kQK_K, w);

@@ -5,6 +5,11 @@
 
 namespace codey::quant {
 
+namespace {
+constexpr int kIq4Steps = 10;
+constexpr float kIq4PosFrom = 96.0f, kIq4NegFrom = -108.0f, kIq4Step = 4.0f;
+}  // namespace
+
 Iq4Levels::Iq4Levels() {
   for (int i = 0; i < 16; ++i) values[i] = kIq4nlValues[i];
   // Entry k is the nearest level to k/2: level i wins while 2v < v_i + v_{i+1}.
@@ -52,7 +57,8 @@ bool solve_affine(float sw, float sx, float sxx, float sl, float sll, float sxl,
 }  // namespace
 
 AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool nonpositive_offset,
-                     std::span<const float> deltas, int refine_iters) {
+                     const AffineSearch& search) {
+  CODEY_DASSERT(n % 4 == 0);
   float mn = x[0], mx = x[0], sw = 0, sx = 0, sxx = 0;
   for (int i = 0; i < n; ++i) {
     mn = std::min(mn, x[i]);
@@ -71,14 +77,19 @@ AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool nonpo
   }
   best.err = std::numeric_limits<float>::infinity();
   const float fmax = static_cast<float>(nmax);
+  const F4 zero = splat(0), top = splat(fmax);
   auto try_rounding = [&](float t, float b0) {
-    float sl = 0, sll = 0, sxl = 0;
-    for (int i = 0; i < n; ++i) {
-      const float l = round_f(clampf(t * (x[i] - b0), 0.0f, fmax));
-      sl += w[i] * l;
-      sll += w[i] * l * l;
-      sxl += w[i] * x[i] * l;
+    const F4 vt = splat(t), vb = splat(b0);
+    F4 vl = zero, vll = zero, vxl = zero;
+    for (int i = 0; i < n; i += 4) {
+      const F4 xv = load4(x + i);
+      const F4 l = round4(clamp4(vt * (xv - vb), zero, top));
+      const F4 wl = load4(w + i) * l;
+      vl += wl;
+      vll += wl * l;
+      vxl += wl * xv;
     }
+    const float sl = hsum(vl), sll = hsum(vll), sxl = hsum(vxl);
     AffineFit f;
     if (solve_affine(sw, sx, sxx, sl, sll, sxl, nonpositive_offset, f) && f.err < best.err) {
       best = f;
@@ -86,30 +97,43 @@ AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool nonpo
     }
     return false;
   };
-  for (float delta : deltas) try_rounding((fmax + delta) / (mx - mn), mn);
+  float best_delta = 0;
+  for (float delta : search.coarse)
+    if (try_rounding((fmax + delta) / (mx - mn), mn)) best_delta = delta;
+  const float coarse_best = best_delta;
+  for (int k = -search.fine_half; k <= search.fine_half; ++k) {
+    const float delta = coarse_best + search.fine_step * static_cast<float>(k);
+    if (k != 0 && fmax + delta > 0) try_rounding((fmax + delta) / (mx - mn), mn);
+  }
   if (!(best.err < std::numeric_limits<float>::infinity())) {  // every rounding degenerate (NaN input)
     best = AffineFit{0, mn, 0, 0, sw};
     best.err = affine_error(x, w, n, nmax, 0, mn);
     return best;
   }
-  for (int it = 0; it < refine_iters; ++it)
+  for (int it = 0; it < search.refine_iters; ++it)
     if (!try_rounding(1.0f / best.d, best.b)) break;
   return best;
 }
 
 float affine_error(const float* x, const float* w, int n, int nmax, float d, float b) {
-  float e = 0;
+  CODEY_DASSERT(n % 4 == 0);
+  const F4 vb = splat(b);
+  F4 e = splat(0);
   if (d == 0) {
-    for (int i = 0; i < n; ++i) e += w[i] * (x[i] - b) * (x[i] - b);
-    return e;
+    for (int i = 0; i < n; i += 4) {
+      const F4 r = load4(x + i) - vb;
+      e += load4(w + i) * r * r;
+    }
+    return hsum(e);
   }
-  const float id = 1.0f / d, fmax = static_cast<float>(nmax);
-  for (int i = 0; i < n; ++i) {
-    const float l = round_f(clampf(id * (x[i] - b), 0.0f, fmax));
-    const float r = x[i] - (d * l + b);
-    e += w[i] * r * r;
+  const F4 vd = splat(d), vid = splat(1.0f / d), zero = splat(0), top = splat(static_cast<float>(nmax));
+  for (int i = 0; i < n; i += 4) {
+    const F4 xv = load4(x + i);
+    const F4 l = round4(clamp4(vid * (xv - vb), zero, top));
+    const F4 r = xv - (vd * l + vb);
+    e += load4(w + i) * r * r;
   }
-  return e;
+  return hsum(e);
 }
 
 void block_weights(const float* importance, int n, float* w) {
@@ -137,6 +161,17 @@ int symmetric_cands(float lo, float hi, float below, float above, int steps, flo
     const float f = steps > 1 ? static_cast<float>(s) / static_cast<float>(steps - 1) : 0.0f;
     out[k++] = hi - below + f * (below + above);
     if (lo < 0) out[k++] = lo + below - f * (below + above);
+  }
+  return k;
+}
+
+int iq4_cands(float* out, int capacity) {
+  // The largest element maps near the top level (113) or the bottom (-127),
+  // from ~20% inside to ~15% beyond it (clipping).
+  int k = 0;
+  for (int s = 0; s < kIq4Steps && k + 2 <= capacity; ++s) {
+    out[k++] = kIq4PosFrom + kIq4Step * static_cast<float>(s);
+    out[k++] = kIq4NegFrom - kIq4Step * static_cast<float>(s);
   }
   return k;
 }

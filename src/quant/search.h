@@ -10,6 +10,7 @@
 #include <span>
 
 #include "codey/base.h"
+#include "quant/simd.h"
 
 namespace codey::quant {
 
@@ -72,6 +73,35 @@ struct Iq4Levels {
 };
 const Iq4Levels& iq4_levels();
 
+// sum w*x*q and sum w*q^2 for q = the level nearest t*x.
+template <class Levels>
+void symmetric_sums(const Levels& levels, const float* x, const float* w, int n, float t, float& sxq, float& sqq) {
+  float a = 0, b = 0;
+  for (int i = 0; i < n; ++i) {
+    const float q = levels.value_of(t * x[i]);
+    a += w[i] * x[i] * q;
+    b += w[i] * q * q;
+  }
+  sxq = a;
+  sqq = b;
+}
+// Uniform levels, n a multiple of 4: vectorized.
+inline void symmetric_sums(const UniformLevels& levels, const float* x, const float* w, int n, float t, float& sxq,
+                           float& sqq) {
+  CODEY_DASSERT(n % 4 == 0);
+  const F4 vt = splat(t), lo = splat(levels.lo), hi = splat(levels.hi);
+  F4 a = splat(0), b = splat(0);
+  for (int i = 0; i < n; i += 4) {
+    const F4 xv = load4(x + i);
+    const F4 q = round4(clamp4(vt * xv, lo, hi));
+    const F4 wq = load4(w + i) * q;
+    a += wq * xv;
+    b += wq * q;
+  }
+  sxq = hsum(a);
+  sqq = hsum(b);
+}
+
 struct SymmetricFit {
   float d = 0;    // best scale (unrounded)
   float sqq = 0;  // sum w*q^2 of the assignment it fits (sensitivity of the error to d)
@@ -97,16 +127,7 @@ SymmetricFit fit_symmetric(const float* x, const float* w, int n, const Levels& 
   SymmetricFit best;
   if (!(amax > 1e-30f)) return best;  // all zero (or NaN): d = 0 decodes to 0
   float best_score = 0;               // sxq^2/sqq of the best so far
-  auto eval = [&](float t, float& sxq, float& sqq) {
-    float a = 0, b = 0;
-    for (int i = 0; i < n; ++i) {
-      const float q = levels.value_of(t * x[i]);
-      a += w[i] * x[i] * q;
-      b += w[i] * q * q;
-    }
-    sxq = a;
-    sqq = b;
-  };
+  auto eval = [&](float t, float& sxq, float& sqq) { symmetric_sums(levels, x, w, n, t, sxq, sqq); };
   auto consider = [&](float sxq, float sqq) {
     if (sqq > 0 && sxq * sxq > best_score * sqq) {
       best_score = sxq * sxq / sqq;
@@ -138,13 +159,23 @@ struct AffineFit {
   float sw = 0;   // sum w (sensitivity to b)
 };
 
+// Where fit_affine looks: inverse steps t = (nmax + delta)/(max - b0) for
+// each coarse delta, then deltas fine_step apart (fine_half each side)
+// around the best coarse one, then up to refine_iters alternations.
+struct AffineSearch {
+  std::span<const float> coarse;
+  float fine_step = 0;
+  int fine_half = 0;
+  int refine_iters = 3;
+};
+
 // x ~ d*l + b with integer l in 0..nmax; with `nonpositive_offset` b <= 0
-// (the K-quant formats store -b as an unsigned min). Starts from b = min(x)
-// and inverse steps t = (nmax + delta)/(max - b) for each delta, fits (d, b)
-// by least squares to each rounding, keeps the best, then alternates
-// re-rounding with (d, b) and refitting while the error drops.
+// (the K-quant formats store -b as an unsigned min). Starts from b0 = min(x)
+// and the inverse steps of `search`, fits (d, b) by least squares to each
+// rounding, keeps the best, then alternates re-rounding with (d, b) and
+// refitting while the error drops.
 AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool nonpositive_offset,
-                     std::span<const float> deltas, int refine_iters = 3);
+                     const AffineSearch& search);
 
 // Weighted squared error of x against d*q(x/d) for the given levels.
 template <class Levels>
@@ -161,6 +192,24 @@ float symmetric_error(const float* x, const float* w, int n, const Levels& level
   }
   return e;
 }
+inline float symmetric_error(const float* x, const float* w, int n, const UniformLevels& levels, float d) {
+  CODEY_DASSERT(n % 4 == 0);
+  F4 e = splat(0);
+  if (d == 0) {
+    for (int i = 0; i < n; i += 4) {
+      const F4 xv = load4(x + i);
+      e += load4(w + i) * xv * xv;
+    }
+    return hsum(e);
+  }
+  const F4 vd = splat(d), vid = splat(1.0f / d), lo = splat(levels.lo), hi = splat(levels.hi);
+  for (int i = 0; i < n; i += 4) {
+    const F4 xv = load4(x + i);
+    const F4 r = xv - vd * round4(clamp4(vid * xv, lo, hi));
+    e += load4(w + i) * r * r;
+  }
+  return hsum(e);
+}
 
 // Weighted squared error of x against d*l + b with l = round((x-b)/d) in 0..nmax.
 float affine_error(const float* x, const float* w, int n, int nmax, float d, float b);
@@ -173,5 +222,8 @@ void block_weights(const float* importance, int n, float* w);
 // uniform levels lo..hi: hi + [-below, above] and lo + [-above, below] in
 // `steps` steps each. Returns the count written (<= capacity).
 int symmetric_cands(float lo, float hi, float below, float above, int steps, float* out, int capacity);
+
+// The candidate grid for fit_symmetric with Iq4Levels; returns the count.
+int iq4_cands(float* out, int capacity);
 
 }  // namespace codey::quant
