@@ -110,8 +110,11 @@ void Tokenizer::Impl::bpe_word(std::string_view word, std::vector<TokenId>& out)
 }
 
 void Tokenizer::Impl::tokenize_bpe(std::string_view text, std::vector<TokenId>& out) const {
-  const std::vector<uint32_t> cps = tok::decode_utf8(text);
-  std::vector<uint32_t> lengths;
+  // Per-thread buffers keep their capacity (see PreTokenizer::split).
+  thread_local std::vector<uint32_t> cps;
+  thread_local std::vector<uint32_t> lengths;
+  tok::decode_utf8(text, cps);
+  lengths.clear();
   pretokenizer->split(cps, lengths);
 
   std::string utf8;

@@ -222,6 +222,7 @@ struct SplitInput {
   std::string collapsed;            // one byte per code point
   std::string utf8;                 // code points, non-ASCII whitespace as \v, surrogates as U+FFFD
   std::vector<uint32_t> utf8_off;   // byte offset of code point i in utf8 (size n + 1)
+  pcre2_match_data* match_data = nullptr;  // one pair: only the whole match is used
 };
 
 // A matcher over one fragment [ini, end) that appends piece lengths.
@@ -391,6 +392,7 @@ struct PreTokenizer::Stage {
   enum class Kind { kGpt2, kLlama3, kCollapsed, kCodepoints };
   Kind kind = Kind::kGpt2;
   pcre2_code* code = nullptr;
+  bool jit = false;
   ~Stage() {
     if (code) pcre2_code_free(code);
   }
@@ -403,6 +405,13 @@ struct PreTokenizer::Stage {
       case Kind::kCollapsed: return run_regex(in, ini, end, out, /*utf8=*/false);
       case Kind::kCodepoints: return run_regex(in, ini, end, out, /*utf8=*/true);
     }
+  }
+
+  int match(const char* subject, size_t len, size_t pos, uint32_t opts, pcre2_match_data* md) const {
+    if (jit && opts == 0)  // the JIT entry skips per-call checks; the anchored retry needs the interpreter
+      return pcre2_jit_match(code, reinterpret_cast<PCRE2_SPTR>(subject), len, pos, 0, md, nullptr);
+    return pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(subject), len, pos, opts | PCRE2_NO_UTF_CHECK, md,
+                       nullptr);
   }
 
   // Like std::regex_iterator over the fragment: every match is a piece and so
@@ -426,13 +435,12 @@ struct PreTokenizer::Stage {
         if ((uint8_t(subject[conv_byte]) & 0xC0) != 0x80) ++conv_cp;
       return conv_cp;
     };
-    pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
+    pcre2_match_data* md = in.match_data;
     size_t start_cp = 0;  // end of the last match, in code points
     size_t pos = 0;       // search start, in subject units
     uint32_t opts = 0;
     while (pos <= len) {
-      int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(subject), len, pos, opts | PCRE2_NO_UTF_CHECK, md,
-                           nullptr);
+      const int rc = match(subject, len, pos, opts, md);  // rc 0: ovector too small, but matched
       if (rc < 0) {
         if (rc == PCRE2_ERROR_NOMATCH && opts != 0) {  // after an empty match: step one character
           opts = 0;
@@ -452,7 +460,6 @@ struct PreTokenizer::Stage {
       pos = ov[1];
       opts = ov[0] == ov[1] ? (PCRE2_NOTEMPTY_ATSTART | PCRE2_ANCHORED) : 0;
     }
-    pcre2_match_data_free(md);
     const size_t n = end - ini;
     if (start_cp < n) out.push_back(uint32_t(n - start_cp));
   }
@@ -498,7 +505,8 @@ Result<PreTokenizer> PreTokenizer::create(const std::vector<std::string>& regexe
         return make_error(ErrorCode::kUnsupported, "pre-tokenizer regex '{}' does not compile at offset {}: {}", re,
                           err_off, reinterpret_cast<const char*>(msg));
       }
-      pcre2_jit_compile(stage->code, PCRE2_JIT_COMPLETE);  // best effort
+      // Best effort: without JIT the interpreter gives the same results, slower.
+      stage->jit = pcre2_jit_compile(stage->code, PCRE2_JIT_COMPLETE) == 0;
     }
     pt.stages_.push_back(std::move(stage));
   }
@@ -508,13 +516,17 @@ Result<PreTokenizer> PreTokenizer::create(const std::vector<std::string>& regexe
 void PreTokenizer::split(std::span<const uint32_t> cps, std::vector<uint32_t>& lengths) const {
   const size_t n = cps.size();
   if (n == 0) return;
-  SplitInput in;
+  // Per-thread buffers keep their capacity across calls: fresh multi-MB
+  // allocations for every long text cost more in page faults than the split.
+  thread_local SplitInput in;
+  thread_local std::vector<uint32_t> current, next;
   in.cps = cps;
   if (need_collapsed_) {
     in.collapsed.resize(n);
     for (size_t i = 0; i < n; ++i) in.collapsed[i] = char(collapse_cp(cps[i]));
   }
   if (need_utf8_) {
+    in.utf8.clear();
     in.utf8.reserve(n);
     in.utf8_off.resize(n + 1);
     for (size_t i = 0; i < n; ++i) {
@@ -526,8 +538,16 @@ void PreTokenizer::split(std::span<const uint32_t> cps, std::vector<uint32_t>& l
     }
     in.utf8_off[n] = uint32_t(in.utf8.size());
   }
-  std::vector<uint32_t> current{uint32_t(n)};
-  std::vector<uint32_t> next;
+  struct MatchDataFree {
+    void operator()(pcre2_match_data* md) const { pcre2_match_data_free(md); }
+  };
+  std::unique_ptr<pcre2_match_data, MatchDataFree> md;
+  if (need_collapsed_ || need_utf8_) {
+    md.reset(pcre2_match_data_create(1, nullptr));
+    CODEY_ASSERT(md != nullptr);
+    in.match_data = md.get();
+  }
+  current.assign(1, uint32_t(n));
   for (const auto& stage : stages_) {
     next.clear();
     next.reserve(current.size() * 2);
@@ -539,6 +559,8 @@ void PreTokenizer::split(std::span<const uint32_t> cps, std::vector<uint32_t>& l
     std::swap(current, next);
   }
   lengths.insert(lengths.end(), current.begin(), current.end());
+  in.match_data = nullptr;
+  in.cps = {};
 }
 
 Result<BpePreset> find_bpe_preset(std::string_view pre) {

@@ -270,6 +270,7 @@ Result<Tokenizer> Tokenizer::from_vocab(VocabData d) {
   std::stable_sort(v.special_tokens.begin(), v.special_tokens.end(), [&](TokenId a, TokenId b) {
     return v.tokens[a].text.size() > v.tokens[b].text.size();
   });
+  v.build_special_trie();
 
   v.pieces.resize(n);
   for (size_t i = 0; i < n; ++i) v.pieces[i] = v.make_piece(TokenId(i));
@@ -295,8 +296,39 @@ Result<Tokenizer> Tokenizer::from_vocab(VocabData d) {
 
 // ---- Tokenize ---------------------------------------------------------------
 
+void Tokenizer::Impl::build_special_trie() {
+  trie.assign(1, TrieNode{});
+  trie_root.fill(0);
+  for (size_t r = 0; r < special_tokens.size(); ++r) {
+    const std::string& text = tokens[special_tokens[r]].text;
+    int32_t node = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+      const uint8_t c = uint8_t(text[i]);
+      int32_t child = 0;
+      if (node == 0) {
+        child = trie_root[c];
+      } else {
+        for (auto [b, k] : trie[node].kids)
+          if (b == c) child = k;
+      }
+      if (child == 0) {
+        child = int32_t(trie.size());
+        trie.emplace_back();
+        if (node == 0) trie_root[c] = child;
+        else trie[node].kids.emplace_back(c, child);
+      }
+      node = child;
+    }
+    trie[node].rank = int32_t(r);
+  }
+}
+
 std::vector<TokenId> Tokenizer::Impl::tokenize(std::string_view raw, bool add_special, bool parse_special) const {
-  // Split the text around special tokens: a list of raw ranges and tokens.
+  // Split the text around special tokens into raw ranges and tokens. The
+  // reference takes the special tokens one by one, longest first, and splits
+  // every remaining raw range at each leftmost non-overlapping occurrence.
+  // Same result here, but the occurrences of all of them come from one pass
+  // over the text with the trie instead of one search per token.
   struct Fragment {
     TokenId token;  // kNoToken: raw text [off, off + len)
     size_t off;
@@ -304,16 +336,38 @@ std::vector<TokenId> Tokenizer::Impl::tokenize(std::string_view raw, bool add_sp
   };
   std::vector<Fragment> frags;
   if (!raw.empty()) frags.push_back({kNoToken, 0, raw.size()});
+
+  std::vector<std::pair<int32_t, uint32_t>> occ;  // (rank, position), every occurrence
+  if (!trie.empty()) {
+    for (size_t i = 0; i < raw.size(); ++i) {
+      int32_t node = trie_root[uint8_t(raw[i])];
+      for (size_t j = i + 1; node != 0; ++j) {
+        const TrieNode& t = trie[node];
+        if (t.rank >= 0) {
+          const uint32_t attr = tokens[special_tokens[t.rank]].attr;
+          if (parse_special || !(attr & (kAttrControl | kAttrUnknown)))  // user-defined always match
+            occ.emplace_back(t.rank, uint32_t(i));
+        }
+        if (j >= raw.size()) break;
+        int32_t child = 0;
+        for (auto [b, k] : t.kids)
+          if (b == uint8_t(raw[j])) child = k;
+        node = child;
+      }
+    }
+    std::sort(occ.begin(), occ.end());
+  }
+
   std::vector<Fragment> next;
-  for (TokenId sid : special_tokens) {
+  for (size_t k = 0; k < occ.size();) {
+    const int32_t rank = occ[k].first;
+    size_t k_end = k;
+    while (k_end < occ.size() && occ[k_end].first == rank) ++k_end;
+    const auto positions = std::span(occ).subspan(k, k_end - k);  // ascending
+    k = k_end;
+    const TokenId sid = special_tokens[rank];
     const TokenData& sd = tokens[sid];
-    if (!parse_special && (sd.attr & (kAttrControl | kAttrUnknown))) continue;  // user-defined always match
-    const std::string_view st = sd.text;
-    bool any = false;
-    for (const Fragment& f : frags)
-      if (f.token == kNoToken && f.len >= st.size() && raw.substr(f.off, f.len).find(st) != std::string_view::npos)
-        any = true;
-    if (!any) continue;
+    const size_t st_len = sd.text.size();
     next.clear();
     for (const Fragment& f : frags) {
       if (f.token != kNoToken) {
@@ -323,17 +377,20 @@ std::vector<TokenId> Tokenizer::Impl::tokenize(std::string_view raw, bool add_sp
       size_t off = f.off;
       const size_t end = f.off + f.len;
       while (true) {
-        const size_t m = raw.substr(0, end).find(st, off);
-        if (m == std::string_view::npos) {
+        // The first occurrence at or after `off` that fits before `end`.
+        auto it = std::lower_bound(positions.begin(), positions.end(), off,
+                                   [](const std::pair<int32_t, uint32_t>& o, size_t v) { return o.second < v; });
+        if (it == positions.end() || it->second + st_len > end) {
           if (end > off) next.push_back({kNoToken, off, end - off});
           break;
         }
+        const size_t m = it->second;
         size_t left_len = m - off;
         if (sd.attr & kAttrLstrip)
           while (left_len > 0 && is_ascii_space(raw[off + left_len - 1])) --left_len;
         if (left_len > 0) next.push_back({kNoToken, off, left_len});
         next.push_back({sid, 0, 0});
-        off = m + st.size();
+        off = m + st_len;
         if (off >= end) break;
         if (sd.attr & kAttrRstrip)
           while (off < end && is_ascii_space(raw[off])) ++off;

@@ -95,28 +95,34 @@ const uint16_t* load_page(uint32_t page) {
   return expected;  // another thread won; ours is discarded
 }
 
+// GPT-2's map: printable bytes stand for themselves, the other 68 bytes for
+// U+0100.. in byte order. Built at compile time (it is on the hot path).
 struct ByteMap {
-  std::array<std::string, 256> to_utf8;
-  std::array<int16_t, 512> from_cp;  // every mapped code point is < 0x144
-  ByteMap() {
-    from_cp.fill(-1);
-    std::array<bool, 256> printable{};
-    for (int b = 0x21; b <= 0x7E; ++b) printable[b] = true;
-    for (int b = 0xA1; b <= 0xAC; ++b) printable[b] = true;
-    for (int b = 0xAE; b <= 0xFF; ++b) printable[b] = true;
-    uint32_t next = 256;
-    for (int b = 0; b < 256; ++b) {
-      uint32_t cp = printable[b] ? uint32_t(b) : next++;
-      append_utf8(to_utf8[b], cp);
-      from_cp[cp] = int16_t(b);
-    }
-  }
+  std::array<std::array<char, 2>, 256> utf8{};  // 1 or 2 bytes
+  std::array<uint8_t, 256> len{};
+  std::array<int16_t, 0x144> from_cp{};  // every mapped code point is < 0x144
 };
 
-const ByteMap& byte_map() {
-  static const ByteMap m;
+constexpr ByteMap make_byte_map() {
+  ByteMap m;
+  for (auto& v : m.from_cp) v = -1;
+  uint32_t next = 256;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    const uint32_t cp = printable ? uint32_t(b) : next++;
+    if (cp < 0x80) {
+      m.utf8[b] = {char(cp), 0};
+      m.len[b] = 1;
+    } else {
+      m.utf8[b] = {char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
+      m.len[b] = 2;
+    }
+    m.from_cp[cp] = int16_t(b);
+  }
   return m;
 }
+
+constexpr ByteMap kByteMap = make_byte_map();
 
 }  // namespace
 
@@ -127,6 +133,12 @@ uint16_t cp_flags(uint32_t cp) {
 
 std::vector<uint32_t> decode_utf8(std::string_view s) {
   std::vector<uint32_t> out;
+  decode_utf8(s, out);
+  return out;
+}
+
+void decode_utf8(std::string_view s, std::vector<uint32_t>& out) {
+  out.clear();
   out.reserve(s.size());
   const auto* p = reinterpret_cast<const uint8_t*>(s.data());
   const size_t n = s.size();
@@ -170,7 +182,6 @@ std::vector<uint32_t> decode_utf8(std::string_view s) {
       i += 1;
     }
   }
-  return out;
 }
 
 void append_utf8(std::string& out, uint32_t cp) {
@@ -234,11 +245,8 @@ size_t utf8_valid_prefix(std::string_view s, size_t* bad) {
   return i;
 }
 
-std::string_view byte_to_unicode(uint8_t byte) { return byte_map().to_utf8[byte]; }
+std::string_view byte_to_unicode(uint8_t byte) { return {kByteMap.utf8[byte].data(), kByteMap.len[byte]}; }
 
-int unicode_to_byte(uint32_t cp) {
-  if (cp >= byte_map().from_cp.size()) return -1;
-  return byte_map().from_cp[cp];
-}
+int unicode_to_byte(uint32_t cp) { return cp < kByteMap.from_cp.size() ? kByteMap.from_cp[cp] : -1; }
 
 }  // namespace codey::tok

@@ -44,6 +44,7 @@ inline size_t utf8_len(uint8_t lead) {
 // U+FFFD one byte at a time; overlong forms and surrogates are accepted
 // (and come back canonical when re-encoded).
 std::vector<uint32_t> decode_utf8(std::string_view text);
+void decode_utf8(std::string_view text, std::vector<uint32_t>& out);  // replaces out's contents
 // Appends the UTF-8 of `cp`; values above U+10FFFF are written as U+FFFD.
 void append_utf8(std::string& out, uint32_t cp);
 

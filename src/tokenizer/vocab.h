@@ -66,6 +66,15 @@ struct Tokenizer::Impl {
   // Tokens matched in text before tokenizing (control, user-defined,
   // unknown), longest first: the order of the reference's partition.
   std::vector<TokenId> special_tokens;
+  // A trie over their texts, to find every occurrence in one pass.
+  // Node 0 is the root; `rank` is the index in special_tokens or -1.
+  struct TrieNode {
+    int32_t rank = -1;
+    std::vector<std::pair<uint8_t, int32_t>> kids;  // byte -> node
+  };
+  std::vector<TrieNode> trie;
+  std::array<int32_t, 256> trie_root{};  // first byte -> node, 0 = none
+  void build_special_trie();
   // token_to_piece(id, render_special = true) for every token.
   std::vector<std::string> pieces;
 
