@@ -1,0 +1,76 @@
+// Chooses the kernel table once per process: the best table the CPU supports,
+// or the one CODEY_ISA names. ISA tables register here (one line each).
+#include <cstdlib>
+#include <string>
+
+#include "codey/base.h"
+#include "codey/kernels.h"
+
+namespace codey::kernels {
+namespace {
+
+struct Candidate {
+  std::string_view name;
+  bool (*cpu_has)();
+  const KernelTable& (*table)();
+};
+
+// Best last. Fast tables (kernels/x86/) add an entry, e.g.
+// {"avx2", [] { auto& f = cpu_features(); return f.avx2 && f.fma && f.f16c; }, avx2_kernel_table}.
+const Candidate kCandidates[] = {
+    {"ref", [] { return true; }, ref_kernel_table},
+};
+
+const KernelTable& choose() {
+  const Candidate* best = &kCandidates[0];
+  for (const auto& c : kCandidates)
+    if (c.cpu_has()) best = &c;
+  if (const char* env = std::getenv("CODEY_ISA"); env && *env) {
+    for (const auto& c : kCandidates) {
+      if (c.name != env) continue;
+      if (c.cpu_has()) return c.table();
+      log_error("CODEY_ISA={}: this CPU lacks that instruction set; using {}", env, best->name);
+      return best->table();
+    }
+    std::string names;
+    for (const auto& c : kCandidates) names += fmt::format("{}{}", names.empty() ? "" : "|", c.name);
+    log_error("CODEY_ISA={}: unknown (expected {}); using {}", env, names, best->name);
+  }
+  return best->table();
+}
+
+}  // namespace
+
+Matrix Matrix::from_view(const TensorView& view) {
+  Matrix m;
+  m.type = view.type;
+  m.cols = view.ne[0];
+  m.rows = view.n_rows();
+  m.data = view.data.data();
+  m.row_bytes = view.row_size();
+  return m;
+}
+
+const KernelTable& kernels() {
+  static const KernelTable& table = choose();
+  return table;
+}
+
+const KernelTable* kernel_table(std::string_view name) {
+  for (const auto& c : kCandidates)
+    if (c.name == name && c.cpu_has()) return &c.table();
+  return nullptr;
+}
+
+std::vector<std::string_view> available_isas() {
+  std::vector<std::string_view> out;
+  for (const auto& c : kCandidates)
+    if (c.cpu_has()) out.push_back(c.name);
+  return out;
+}
+
+bool matmul_supports(TensorType type) {
+  return type == TensorType::kF32 || type == TensorType::kF16 || type_traits(type).dequantizable;
+}
+
+}  // namespace codey::kernels

@@ -1,0 +1,147 @@
+// Context: buffers sized once, and decode(): embeddings, the architecture's
+// layers, final norm and logits for the tokens that asked for them.
+#include <algorithm>
+#include <cmath>
+
+#include "codey/model.h"
+#include "model/blocks.h"
+
+namespace codey {
+
+Forward::Forward(Context& c, const Batch& batch)
+    : model(c.model_),
+      hp(c.model_.hparams()),
+      ctx(c),
+      kt(kernels::kernels()),
+      pool(*c.pool_),
+      n(static_cast<int64_t>(batch.size())),
+      tokens(batch.tokens.data()),
+      seq(batch.seq.data()),
+      pos(c.pos_.data()),
+      x(c.x_.data()),
+      xn(c.xn_.data()),
+      tmp(c.tmp_.data()) {}
+
+Context::~Context() = default;
+
+Result<std::unique_ptr<Context>> Context::create(const Model& model, const ContextParams& params) {
+  const HParams& hp = model.hparams();
+  std::unique_ptr<Context> c(new Context(model, params));
+  ContextParams& p = c->params_;
+  if (p.n_ctx <= 0) p.n_ctx = std::min<int64_t>(hp.n_ctx_train > 0 ? hp.n_ctx_train : 4096, 4096);
+  if (p.n_ctx > hp.n_ctx_train && hp.n_ctx_train > 0)
+    log_warn("context of {} positions is longer than the model was trained for ({})", p.n_ctx, hp.n_ctx_train);
+  if (p.n_batch <= 0) return make_error(ErrorCode::kInvalidArgument, "batch size must be positive, got {}", p.n_batch);
+  if (p.n_seq <= 0) return make_error(ErrorCode::kInvalidArgument, "sequence count must be positive, got {}", p.n_seq);
+  if (p.pool) {
+    c->pool_ = p.pool;
+  } else {
+    c->own_pool_ = std::make_unique<ThreadPool>(p.n_threads);
+    c->pool_ = c->own_pool_.get();
+  }
+
+  KvCacheParams kvp;
+  kvp.n_layer = hp.n_layer;
+  kvp.n_head_kv = hp.n_head_kv;
+  kvp.head_dim_k = hp.head_dim_k;
+  kvp.head_dim_v = hp.head_dim_v;
+  kvp.n_ctx = p.n_ctx;
+  kvp.n_seq = p.n_seq;
+  kvp.type = p.kv_type;
+  auto kv = KvCache::create(kvp);
+  if (!kv) return std::unexpected(std::move(kv.error()));
+  c->kv_ = std::move(*kv);
+
+  const auto B = static_cast<size_t>(p.n_batch);
+  const auto E = static_cast<size_t>(hp.n_embd);
+  c->x_.resize(B * E);
+  c->xn_.resize(B * E);
+  c->tmp_.resize(B * E);
+  c->q_.resize(B * static_cast<size_t>(hp.n_head * hp.head_dim_k));
+  c->k_.resize(B * static_cast<size_t>(hp.n_head_kv * hp.head_dim_k));
+  c->v_.resize(B * static_cast<size_t>(hp.n_head_kv * hp.head_dim_v));
+  c->attn_.resize(B * static_cast<size_t>(hp.n_head * hp.head_dim_v));
+  c->gate_.resize(B * static_cast<size_t>(hp.n_ff));
+  c->up_.resize(B * static_cast<size_t>(hp.n_ff));
+  c->logits_.resize(B * static_cast<size_t>(hp.n_vocab));
+  c->pos_.resize(B);
+  c->out_rows_.resize(B);
+  c->seq_added_.resize(static_cast<size_t>(p.n_seq));
+
+  // Kernel scratch: the most any matmul of this model needs at this batch size.
+  const auto& kt = kernels::kernels();
+  const int nth = c->pool_->n_threads();
+  size_t ws = kt.matmul_workspace(model.weights().output.type, p.n_batch, hp.n_embd, nth);
+  for (const auto& L : model.weights().layers)
+    for (const kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down})
+      ws = std::max(ws, kt.matmul_workspace(m->type, p.n_batch, m->cols, nth));
+  c->workspace_.resize(ws);
+  return c;
+}
+
+size_t Context::memory_bytes() const {
+  size_t floats = x_.size() + xn_.size() + tmp_.size() + q_.size() + k_.size() + v_.size() + attn_.size() +
+                  gate_.size() + up_.size() + logits_.size();
+  return kv_.bytes() + floats * sizeof(float) + workspace_.size();
+}
+
+Result<std::span<const float>> Context::decode(const Batch& batch) {
+  const HParams& hp = model_.hparams();
+  const int64_t n = static_cast<int64_t>(batch.size());
+  if (n == 0) return make_error(ErrorCode::kInvalidArgument, "empty batch");
+  if (batch.seq.size() != batch.size() || batch.want_logits.size() != batch.size())
+    return make_error(ErrorCode::kInvalidArgument, "batch arrays differ in length");
+  if (n > params_.n_batch)
+    return make_error(ErrorCode::kInvalidArgument, "batch of {} tokens exceeds the context's batch size {}", n,
+                      params_.n_batch);
+  // Validate everything before touching the cache: an error changes nothing.
+  std::vector<int64_t>& added = seq_added_;  // tokens per sequence in this batch
+  std::fill(added.begin(), added.end(), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t tok = batch.tokens[static_cast<size_t>(i)];
+    const int32_t s = batch.seq[static_cast<size_t>(i)];
+    if (tok < 0 || tok >= hp.n_vocab)
+      return make_error(ErrorCode::kInvalidArgument, "token id {} is out of range (vocabulary of {})", tok, hp.n_vocab);
+    if (s < 0 || s >= kv_.n_seq())
+      return make_error(ErrorCode::kInvalidArgument, "sequence id {} is out of range (the context has {} sequences)",
+                        s, kv_.n_seq());
+    pos_[static_cast<size_t>(i)] = static_cast<int32_t>(kv_.seq_length(s) + added[static_cast<size_t>(s)]);
+    ++added[static_cast<size_t>(s)];
+  }
+  for (int s = 0; s < kv_.n_seq(); ++s)
+    if (added[static_cast<size_t>(s)] > 0) CODEY_TRY(kv_.check_room(s, added[static_cast<size_t>(s)]));
+
+  Forward f(*this, batch);
+  const auto& kt = f.kt;
+  const int64_t d = hp.n_embd;
+  // Embeddings: [n][n_embd].
+  const TensorView& emb = model_.weights().token_embd;
+  pool_->parallel_for(n, 8, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* xt = f.x + t * d;
+      kt.get_row(emb.type, emb.row(f.tokens[t]), xt, d);
+      if (hp.embed_scale != 1.0f)
+        for (int64_t i = 0; i < d; ++i) xt[i] *= hp.embed_scale;
+    }
+  });
+  for (int64_t il = 0; il < hp.n_layer; ++il) model_.arch().layer(f, il);
+  for (int s = 0; s < kv_.n_seq(); ++s)
+    if (added[static_cast<size_t>(s)] > 0) kv_.set_seq_length(s, kv_.seq_length(s) + added[static_cast<size_t>(s)]);
+
+  // Outputs: gather the rows that want logits, final norm, output matmul.
+  int64_t n_out = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (batch.want_logits[static_cast<size_t>(i)]) out_rows_[static_cast<size_t>(n_out++)] = static_cast<int32_t>(i);
+  if (n_out == 0) return std::span<const float>{};
+  for (int64_t j = 0; j < n_out; ++j)
+    kt.rms_norm(f.x + out_rows_[static_cast<size_t>(j)] * d, model_.weights().output_norm, f.xn + j * d, d, hp.rms_eps);
+  const kernels::Matrix& out = model_.weights().output;
+  kt.matmul(out, f.xn, n_out, d, logits_.data(), hp.n_vocab, workspace_, *pool_);
+  if (hp.final_softcap > 0.0f) {
+    const float c = hp.final_softcap;
+    for (int64_t i = 0; i < n_out * hp.n_vocab; ++i) logits_[static_cast<size_t>(i)] = c * std::tanh(logits_[static_cast<size_t>(i)] / c);
+  }
+  return std::span<const float>(logits_.data(), static_cast<size_t>(n_out * hp.n_vocab));
+}
+
+}  // namespace codey

@@ -1,0 +1,250 @@
+// Model loading: hyper-parameters from GGUF metadata, tensors checked for
+// shape and type and used in place from the mapping.
+#include <cmath>
+#include <cstring>
+
+#include "codey/model.h"
+#include "model/blocks.h"
+
+namespace codey {
+
+extern const ArchSpec kArchLlama;
+extern const ArchSpec kArchQwen2;
+extern const ArchSpec kArchGemma3;
+
+namespace {
+
+const ArchSpec* const kArchs[] = {&kArchLlama, &kArchQwen2, &kArchGemma3};
+
+Result<int64_t> req_int(const GgufFile& file, std::string_view suffix) {
+  auto v = file.get_u64(file.arch_key(suffix));
+  if (!v) return std::unexpected(std::move(v.error()));
+  return static_cast<int64_t>(*v);
+}
+
+Result<int64_t> opt_int(const GgufFile& file, std::string_view suffix, int64_t dflt) {
+  auto v = file.get_u64_or(file.arch_key(suffix), static_cast<uint64_t>(dflt));
+  if (!v) return std::unexpected(std::move(v.error()));
+  return static_cast<int64_t>(*v);
+}
+
+#define ASSIGN_OR_RETURN(lhs, expr)                                   \
+  do {                                                                \
+    auto codey_r_ = (expr);                                           \
+    if (!codey_r_) return std::unexpected(std::move(codey_r_.error())); \
+    lhs = *codey_r_;                                                  \
+  } while (0)
+
+Status read_common_hparams(const GgufFile& file, HParams& hp) {
+  ASSIGN_OR_RETURN(hp.n_layer, req_int(file, "block_count"));
+  ASSIGN_OR_RETURN(hp.n_embd, req_int(file, "embedding_length"));
+  ASSIGN_OR_RETURN(hp.n_ff, req_int(file, "feed_forward_length"));
+  ASSIGN_OR_RETURN(hp.n_head, req_int(file, "attention.head_count"));
+  ASSIGN_OR_RETURN(hp.n_head_kv, opt_int(file, "attention.head_count_kv", hp.n_head));
+  ASSIGN_OR_RETURN(hp.n_ctx_train, opt_int(file, "context_length", 2048));
+  if (hp.n_layer <= 0 || hp.n_embd <= 0 || hp.n_ff <= 0 || hp.n_head <= 0 || hp.n_head_kv <= 0)
+    return make_error(ErrorCode::kCorrupt, "hyper-parameters must be positive (layers {}, n_embd {}, n_ff {}, heads {}/{})",
+                      hp.n_layer, hp.n_embd, hp.n_ff, hp.n_head, hp.n_head_kv);
+  if (hp.n_head % hp.n_head_kv != 0)
+    return make_error(ErrorCode::kUnsupported, "head_count {} is not a multiple of head_count_kv {}", hp.n_head,
+                      hp.n_head_kv);
+  ASSIGN_OR_RETURN(hp.head_dim_k, opt_int(file, "attention.key_length", hp.n_embd / hp.n_head));
+  ASSIGN_OR_RETURN(hp.head_dim_v, opt_int(file, "attention.value_length", hp.head_dim_k));
+  if (hp.head_dim_k <= 0 || hp.head_dim_v <= 0 || hp.head_dim_k > kernels::kMaxHeadDim ||
+      hp.head_dim_v > kernels::kMaxHeadDim)
+    return make_error(ErrorCode::kUnsupported, "head dims {}/{} are outside 1..{}", hp.head_dim_k, hp.head_dim_v,
+                      kernels::kMaxHeadDim);
+  ASSIGN_OR_RETURN(hp.rms_eps, file.get_f32_or(file.arch_key("attention.layer_norm_rms_epsilon"), 1e-5f));
+
+  int64_t n_rot = 0;
+  ASSIGN_OR_RETURN(n_rot, opt_int(file, "rope.dimension_count", hp.head_dim_k));
+  if (n_rot <= 0 || n_rot > hp.head_dim_k || n_rot % 2 != 0)
+    return make_error(ErrorCode::kUnsupported, "rope.dimension_count {} must be even and at most the head dim {}", n_rot,
+                      hp.head_dim_k);
+  hp.n_rot = static_cast<int32_t>(n_rot);
+  ASSIGN_OR_RETURN(hp.rope_freq_base, file.get_f32_or(file.arch_key("rope.freq_base"), 10000.0f));
+
+  // Rope scaling: rope.scaling.type (+ factor), or the older rope.scale_linear.
+  std::string_view scaling = "none";
+  ASSIGN_OR_RETURN(scaling, file.get_string_or(file.arch_key("rope.scaling.type"), "none"));
+  float factor = 0.0f;
+  ASSIGN_OR_RETURN(factor, file.get_f32_or(file.arch_key("rope.scaling.factor"), 0.0f));
+  float legacy_linear = 0.0f;
+  ASSIGN_OR_RETURN(legacy_linear, file.get_f32_or(file.arch_key("rope.scale_linear"), 0.0f));
+  if (scaling == "none" && legacy_linear > 0.0f && legacy_linear != 1.0f) {
+    scaling = "linear";
+    factor = legacy_linear;
+  }
+  hp.rope_n_ctx_orig = static_cast<int32_t>(hp.n_ctx_train);
+  if (scaling == "none" || factor == 0.0f || factor == 1.0f) {
+    hp.rope_scaling = RopeScaling::kNone;
+  } else if (scaling == "linear") {
+    hp.rope_scaling = RopeScaling::kLinear;
+    hp.rope_freq_scale = 1.0f / factor;
+  } else if (scaling == "yarn") {
+    hp.rope_scaling = RopeScaling::kYarn;
+    hp.rope_freq_scale = 1.0f / factor;
+    hp.yarn_ext_factor = 1.0f;
+    int64_t orig = 0;
+    ASSIGN_OR_RETURN(orig, opt_int(file, "rope.scaling.original_context_length", hp.n_ctx_train));
+    hp.rope_n_ctx_orig = static_cast<int32_t>(orig);
+    ASSIGN_OR_RETURN(hp.yarn_beta_fast, file.get_f32_or(file.arch_key("rope.scaling.yarn_beta_fast"), 32.0f));
+    ASSIGN_OR_RETURN(hp.yarn_beta_slow, file.get_f32_or(file.arch_key("rope.scaling.yarn_beta_slow"), 1.0f));
+    float log_mul = 0.0f;
+    ASSIGN_OR_RETURN(log_mul, file.get_f32_or(file.arch_key("rope.scaling.yarn_log_multiplier"), 0.0f));
+    if (log_mul != 0.0f)
+      return make_error(ErrorCode::kUnsupported, "rope.scaling.yarn_log_multiplier is not supported yet");
+  } else {
+    return make_error(ErrorCode::kUnsupported, "rope scaling type '{}' is not supported (codey handles linear and yarn)",
+                      scaling);
+  }
+
+  hp.attn_scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim_k));
+  ASSIGN_OR_RETURN(hp.attn_softcap, file.get_f32_or(file.arch_key("attn_logit_softcapping"), 0.0f));
+  ASSIGN_OR_RETURN(hp.final_softcap, file.get_f32_or(file.arch_key("final_logit_softcapping"), 0.0f));
+  hp.swa_layers.assign(static_cast<size_t>(hp.n_layer), false);
+  return {};
+}
+
+}  // namespace
+
+const ArchSpec* find_arch(std::string_view name) {
+  for (const ArchSpec* a : kArchs)
+    if (a->name == name) return a;
+  return nullptr;
+}
+
+std::vector<std::string_view> supported_archs() {
+  std::vector<std::string_view> out;
+  for (const ArchSpec* a : kArchs) out.push_back(a->name);
+  return out;
+}
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelLoadOptions& options) {
+  auto file = GgufFile::open(path);
+  if (!file) return std::unexpected(std::move(file.error()));
+  auto model = from_gguf(std::move(*file));
+  if (!model) return std::unexpected(std::move(model.error()).with_context(path));
+  if (options.lock_memory && (*model)->file_.mapping() && !(*model)->file_.mapping()->lock())
+    log_warn("{}: could not lock the weights in memory (RLIMIT_MEMLOCK?)", path);
+  return model;
+}
+
+Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
+  std::unique_ptr<Model> m(new Model(std::move(file)));
+  auto arch = m->file_.architecture();
+  if (!arch) return std::unexpected(std::move(arch.error()));
+  m->arch_ = find_arch(*arch);
+  if (!m->arch_) {
+    std::string names;
+    for (auto n : supported_archs()) names += fmt::format("{}{}", names.empty() ? "" : ", ", n);
+    return make_error(ErrorCode::kUnsupported, "architecture '{}' is not supported (codey runs {})", *arch, names);
+  }
+  m->hp_.arch = std::string(*arch);
+  CODEY_TRY(read_common_hparams(m->file_, m->hp_));
+  CODEY_TRY(m->arch_->load_hparams(m->file_, m->hp_));
+  CODEY_TRY(m->load_tensors());
+  return m;
+}
+
+Status Model::load_tensors() {
+  const HParams& hp = hp_;
+  // A matrix [rows][cols] in a type the kernels multiply.
+  auto matrix = [&](const std::string& name, int64_t rows, int64_t cols, bool required,
+                    kernels::Matrix& out) -> Status {
+    const GgufTensorInfo* info = file_.find_tensor(name);
+    if (!info) {
+      if (required) return make_error(ErrorCode::kCorrupt, "tensor {} is missing", name);
+      return {};
+    }
+    if (info->n_dims != 2 || info->ne[0] != cols || info->ne[1] != rows)
+      return make_error(ErrorCode::kCorrupt, "tensor {} has shape [{}, {}], expected [{}, {}]", name, info->ne[0],
+                        info->ne[1], cols, rows);
+    if (!kernels::matmul_supports(info->type))
+      return make_error(ErrorCode::kUnsupported, "tensor {} has type {}, which codey does not support yet", name,
+                        type_name(info->type));
+    out = kernels::Matrix::from_view(file_.view(*info));
+    return {};
+  };
+  // A 1-D f32 vector of n (decoded once if stored in another type).
+  auto vec = [&](const std::string& name, int64_t n, bool required, const float*& out) -> Status {
+    out = nullptr;
+    const GgufTensorInfo* info = file_.find_tensor(name);
+    if (!info) {
+      if (required) return make_error(ErrorCode::kCorrupt, "tensor {} is missing", name);
+      return {};
+    }
+    if (info->ne[0] != n || info->ne[1] * info->ne[2] * info->ne[3] != 1)
+      return make_error(ErrorCode::kCorrupt, "tensor {} has {} x {} elements, expected a vector of {}", name,
+                        info->ne[0], info->ne[1] * info->ne[2] * info->ne[3], n);
+    TensorView view = file_.view(*info);
+    if (info->type == TensorType::kF32 && reinterpret_cast<uintptr_t>(view.data.data()) % alignof(float) == 0) {
+      out = reinterpret_cast<const float*>(view.data.data());
+      return {};
+    }
+    if (!kernels::matmul_supports(info->type))
+      return make_error(ErrorCode::kUnsupported, "tensor {} has type {}, which codey does not support yet", name,
+                        type_name(info->type));
+    auto& buf = owned_f32_.emplace_back(static_cast<size_t>(n));
+    kernels::ref_kernel_table().get_row(info->type, view.data.data(), buf.data(), n);
+    out = buf.data();
+    return {};
+  };
+
+  const GgufTensorInfo* emb = file_.find_tensor("token_embd.weight");
+  if (!emb) return make_error(ErrorCode::kCorrupt, "tensor token_embd.weight is missing");
+  if (emb->n_dims != 2 || emb->ne[0] != hp.n_embd)
+    return make_error(ErrorCode::kCorrupt, "tensor token_embd.weight has shape [{}, {}], expected [{}, n_vocab]",
+                      emb->ne[0], emb->ne[1], hp.n_embd);
+  if (!kernels::matmul_supports(emb->type))
+    return make_error(ErrorCode::kUnsupported, "tensor token_embd.weight has type {}, which codey does not support yet",
+                      type_name(emb->type));
+  hp_.n_vocab = emb->ne[1];
+  w_.token_embd = file_.view(*emb);
+  CODEY_TRY(vec("output_norm.weight", hp.n_embd, true, w_.output_norm));
+  CODEY_TRY(matrix("output.weight", hp.n_vocab, hp.n_embd, false, w_.output));
+  if (!w_.output.data) {
+    w_.output = kernels::Matrix::from_view(w_.token_embd);
+    w_.tied_output = true;
+  }
+  const float* rope_freqs = nullptr;
+  CODEY_TRY(vec("rope_freqs.weight", hp.n_rot / 2, false, rope_freqs));
+
+  const int64_t dk = hp.head_dim_k, dv = hp.head_dim_v;
+  w_.layers.resize(static_cast<size_t>(hp.n_layer));
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    LayerWeights& L = w_.layers[static_cast<size_t>(il)];
+    const std::string p = fmt::format("blk.{}.", il);
+    CODEY_TRY(vec(p + "attn_norm.weight", hp.n_embd, true, L.attn_norm));
+    CODEY_TRY(matrix(p + "attn_q.weight", hp.n_head * dk, hp.n_embd, true, L.wq));
+    CODEY_TRY(matrix(p + "attn_k.weight", hp.n_head_kv * dk, hp.n_embd, true, L.wk));
+    CODEY_TRY(matrix(p + "attn_v.weight", hp.n_head_kv * dv, hp.n_embd, true, L.wv));
+    CODEY_TRY(matrix(p + "attn_output.weight", hp.n_embd, hp.n_head * dv, true, L.wo));
+    CODEY_TRY(vec(p + "attn_q.bias", hp.n_head * dk, false, L.bq));
+    CODEY_TRY(vec(p + "attn_k.bias", hp.n_head_kv * dk, false, L.bk));
+    CODEY_TRY(vec(p + "attn_v.bias", hp.n_head_kv * dv, false, L.bv));
+    CODEY_TRY(vec(p + "attn_output.bias", hp.n_embd, false, L.bo));
+    CODEY_TRY(vec(p + "ffn_norm.weight", hp.n_embd, true, L.ffn_norm));
+    CODEY_TRY(matrix(p + "ffn_gate.weight", hp.n_ff, hp.n_embd, true, L.ffn_gate));
+    CODEY_TRY(matrix(p + "ffn_up.weight", hp.n_ff, hp.n_embd, true, L.ffn_up));
+    CODEY_TRY(matrix(p + "ffn_down.weight", hp.n_embd, hp.n_ff, true, L.ffn_down));
+    CODEY_TRY(vec(p + "attn_q_norm.weight", dk, arch_->needs_qk_norm, L.q_norm));
+    CODEY_TRY(vec(p + "attn_k_norm.weight", dk, arch_->needs_qk_norm, L.k_norm));
+    CODEY_TRY(vec(p + "post_attention_norm.weight", hp.n_embd, arch_->needs_post_norms, L.attn_post_norm));
+    CODEY_TRY(vec(p + "post_ffw_norm.weight", hp.n_embd, arch_->needs_post_norms, L.ffn_post_norm));
+    L.rope_freqs = rope_freqs;
+  }
+  for (const auto& t : file_.tensors()) {
+    weight_bytes_ += t.n_bytes;
+    n_params_ += static_cast<uint64_t>(t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3]);
+  }
+  return {};
+}
+
+std::string Model::describe() const {
+  const HParams& hp = hp_;
+  return fmt::format("{} {}L {}d {}h/{}kv hd{} ff{} vocab{}", hp.arch, hp.n_layer, hp.n_embd, hp.n_head, hp.n_head_kv,
+                     hp.head_dim_k, hp.n_ff, hp.n_vocab);
+}
+
+}  // namespace codey
