@@ -454,11 +454,15 @@ void Interpreter::run_loop(const Stmt& s, const FramePtr& outer, const Value& it
     exec_body(s.else_body, new_frame(outer));
     return;
   }
+  // Jinja re-enters the loop body's scope on every iteration: a name set in
+  // the body reads the outer value again at the start of the next one.
   FramePtr frame = new_frame(outer);
   auto ctx = std::make_shared<LoopContext>(items, depth, &s, outer);
-  frame->set("loop", Value::object(ctx));
+  const Value loop_value = Value::object(ctx);
   for (size_t i = 0; i < items.size(); ++i) {
     ctx->set_index(i);
+    frame->vars.clear();
+    frame->set("loop", loop_value);
     assign(s.target, items[i], frame);
     Flow flow = exec_body(s.body, frame);
     if (flow == Flow::kBreak) break;

@@ -145,7 +145,7 @@ class Parser {
           std::string names;
           size_t i = 0;
           for (std::string_view n : end_names) {
-            if (i) names += i + 1 == end_names.size() ? " or " : ", ";
+            if (i) names += " or ";
             names += fmt::format("'{}'", n);
             ++i;
           }
