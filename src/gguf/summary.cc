@@ -80,13 +80,14 @@ MemoryEstimate estimate_memory(const GgufSummary& s, uint64_t n_ctx, TensorType 
   };
   // One K row and one V row per layer, position and kv head.
   const uint64_t per_pos = s.n_layer * (bytes_of(s.n_head_kv * s.head_dim) + bytes_of(s.n_head_kv * s.head_dim_v));
-  m.kv_cache = per_pos * n_ctx;
+  m.kv_cache = per_pos * n_ctx * std::max<uint64_t>(n_seq, 1);  // n_ctx positions for each sequence
   // Scratch: f32 activations for one batch (residual, norm, q/k/v, attention
-  // out, two FFN branches), Q8 copies of activations, logits for one row per
-  // sequence, attention tiles. A stated upper estimate, not a measurement.
+  // out, two FFN branches), Q8 copies of activations, logits, attention
+  // tiles. A stated upper estimate, not a measurement.
   const uint64_t b = std::min<uint64_t>(n_batch, std::max<uint64_t>(n_ctx, 1));
   const uint64_t width = 4 * s.n_embd + 2 * s.n_head * s.head_dim + 3 * s.n_ff;
-  m.scratch = b * width * 4 + b * (s.n_embd + s.n_ff) * 2 + n_seq * s.n_vocab * 4 * 2 + (16u << 20);
+  // Logits: the engine's context keeps one row per batch token.
+  m.scratch = b * width * 4 + b * (s.n_embd + s.n_ff) * 2 + b * s.n_vocab * 4 + (16u << 20);
   return m;
 }
 

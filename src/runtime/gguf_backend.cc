@@ -1,0 +1,215 @@
+// The runtime's default model backend: GGUF files run by codey's engine
+// (Model + Context + Tokenizer), with memory facts computed from the file.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/ranges.h>
+
+#include "codey/gguf.h"
+#include "codey/kv.h"
+#include "codey/runtime.h"
+
+namespace codey {
+namespace {
+
+// Weights read into memory (mmap: false): the GgufFile views point into it.
+struct HeapFile {
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> data;
+  size_t size = 0;
+};
+
+Result<HeapFile> read_whole_file(const std::string& path, const std::function<void(double)>& progress,
+                                 const std::stop_token& stop) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return make_error(ErrorCode::kNotFound, "cannot open model file '{}': {}", path, std::strerror(errno));
+  std::fseek(f, 0, SEEK_END);
+  const long size = std::ftell(f);
+  std::fseek(f, 0, SEEK_SET);
+  if (size <= 0) {
+    std::fclose(f);
+    return make_error(ErrorCode::kCorrupt, "model file '{}' is empty", path);
+  }
+  HeapFile h;
+  h.size = static_cast<size_t>(size);
+  h.data.reset(static_cast<uint8_t*>(std::aligned_alloc(64, (h.size + 63) / 64 * 64)));
+  if (!h.data) {
+    std::fclose(f);
+    return make_error(ErrorCode::kResourceExhausted, "cannot allocate {} to read '{}'", format_bytes(h.size), path);
+  }
+  constexpr size_t kChunk = 16u << 20;
+  for (size_t off = 0; off < h.size; off += kChunk) {
+    if (stop.stop_requested()) {
+      std::fclose(f);
+      return make_error(ErrorCode::kCancelled, "loading '{}' was cancelled", path);
+    }
+    const size_t n = std::min(kChunk, h.size - off);
+    if (std::fread(h.data.get() + off, 1, n, f) != n) {
+      std::fclose(f);
+      return make_error(ErrorCode::kIo, "reading '{}' failed at byte {}", path, off);
+    }
+    if (progress) progress(0.9 * double(off + n) / double(h.size));
+  }
+  std::fclose(f);
+  return h;
+}
+
+// Reads one byte of every page of the mapping so the weights are resident
+// before the first request; reports progress by bytes touched.
+Status prefault(const MappedFile& m, const std::function<void(double)>& progress, const std::stop_token& stop) {
+  const auto bytes = m.bytes();
+  if (bytes.empty()) return {};
+  m.advise_willneed();
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  constexpr size_t kChunk = 16u << 20;
+  volatile uint8_t sink = 0;
+  uint8_t acc = 0;
+  for (size_t off = 0; off < bytes.size(); off += kChunk) {
+    if (stop.stop_requested()) return make_error(ErrorCode::kCancelled, "loading '{}' was cancelled", m.path());
+    const size_t end = std::min(bytes.size(), off + kChunk);
+    for (size_t p = off; p < end; p += page) acc ^= bytes[p];
+    if (progress) progress(0.9 * double(end) / double(bytes.size()));
+  }
+  sink = acc;
+  (void)sink;
+  return {};
+}
+
+class GgufInstance final : public ModelInstance {
+ public:
+  GgufInstance(HeapFile heap, std::unique_ptr<Model> model, Tokenizer tok, std::optional<std::string> tmpl,
+               std::unique_ptr<Context> ctx)
+      : heap_(std::move(heap)),
+        model_(std::move(model)),
+        tok_(std::move(tok)),
+        template_(std::move(tmpl)),
+        ctx_(std::move(ctx)) {
+    allocated_ = ctx_->memory_bytes() + heap_.size;
+  }
+  ~GgufInstance() override {
+    ctx_.reset();  // the context refers to the model
+    model_.reset();
+  }
+
+  const Tokenizer& tokenizer() const override { return tok_; }
+  std::optional<std::string> chat_template() const override { return template_; }
+  int64_t n_ctx() const override { return ctx_->n_ctx(); }
+  int n_slots() const override { return ctx_->kv().n_seq(); }
+  int64_t n_batch() const override { return ctx_->params().n_batch; }
+  int64_t n_vocab() const override { return ctx_->n_vocab(); }
+  int64_t seq_length(int slot) const override { return ctx_->kv().seq_length(slot); }
+  Status truncate_slot(int slot, int64_t n) override { return ctx_->kv().truncate(slot, n); }
+  Status resize_ctx(int64_t n_ctx) override {
+    CODEY_TRY(ctx_->kv().resize(n_ctx));
+    allocated_ = ctx_->memory_bytes() + heap_.size;
+    return {};
+  }
+  Result<std::span<const float>> decode(const Batch& batch) override { return ctx_->decode(batch); }
+  Memory memory() const override {
+    Memory m;
+    m.allocated = allocated_.load(std::memory_order_relaxed);
+    if (const MappedFile* mf = model_->gguf().mapping()) m.mapped_resident = mf->resident_bytes();
+    return m;
+  }
+
+ private:
+  HeapFile heap_;  // declared first: the model's views point into it, so it is destroyed last
+  std::unique_ptr<Model> model_;
+  Tokenizer tok_;
+  std::optional<std::string> template_;
+  std::unique_ptr<Context> ctx_;
+  std::atomic<uint64_t> allocated_{0};  // read by status() on other threads
+};
+
+class GgufBackend final : public ModelBackend {
+ public:
+  Result<ModelFacts> inspect(const ModelConfig& cfg) override {
+    auto file = GgufFile::open(cfg.path);
+    if (!file) return std::unexpected(std::move(file.error()).with_context(fmt::format("model '{}'", cfg.name)));
+    auto s = summarize(*file);
+    if (!s) return std::unexpected(std::move(s.error()).with_context(fmt::format("model '{}'", cfg.name)));
+    auto arch = file->architecture();
+    if (!arch || !find_arch(*arch))
+      return make_error(ErrorCode::kUnsupported, "model '{}': architecture '{}' is not supported (supported: {})",
+                        cfg.name, arch ? std::string(*arch) : std::string("(missing)"),
+                        fmt::format("{}", fmt::join(supported_archs(), ", ")));
+    ModelFacts f;
+    f.architecture = s->architecture;
+    f.n_params = s->n_params;
+    f.file_bytes = s->file_size;
+    f.n_ctx_train = static_cast<int64_t>(s->n_ctx_train);
+    f.weight_bytes = s->tensor_bytes;
+    KvCacheParams kv;
+    kv.n_layer = static_cast<int64_t>(s->n_layer);
+    kv.n_head_kv = static_cast<int64_t>(s->n_head_kv);
+    kv.head_dim_k = static_cast<int64_t>(s->head_dim);
+    kv.head_dim_v = static_cast<int64_t>(s->head_dim_v ? s->head_dim_v : s->head_dim);
+    kv.n_ctx = 1;
+    kv.n_seq = 1;
+    kv.type = cfg.kv_type;
+    f.kv_bytes_per_pos = KvCache::bytes_for(kv);
+    // The scratch term does not depend on the context beyond min(batch, ctx).
+    f.scratch_bytes = estimate_memory(*s, static_cast<uint64_t>(cfg.batch), cfg.kv_type,
+                                      static_cast<uint64_t>(cfg.parallel), static_cast<uint64_t>(cfg.batch))
+                          .scratch;
+    return f;
+  }
+
+  Result<std::unique_ptr<ModelInstance>> load(const ModelConfig& cfg, const LoadSpec& spec,
+                                              const std::function<void(double)>& progress,
+                                              std::stop_token stop) override {
+    auto ctx_err = [&](Error e) { return std::unexpected(std::move(e).with_context(fmt::format("loading model '{}' ({})", cfg.name, cfg.path))); };
+    if (progress) progress(0.0);
+    HeapFile heap;
+    std::unique_ptr<Model> model;
+    if (cfg.mmap) {
+      ModelLoadOptions lo;
+      lo.lock_memory = cfg.mlock;
+      auto m = Model::load(cfg.path, lo);
+      if (!m) return ctx_err(std::move(m.error()));
+      model = std::move(*m);
+      if (const MappedFile* mf = model->gguf().mapping()) {
+        auto st = prefault(*mf, progress, stop);
+        if (!st) return ctx_err(std::move(st.error()));
+      }
+    } else {
+      auto h = read_whole_file(cfg.path, progress, stop);
+      if (!h) return ctx_err(std::move(h.error()));
+      heap = std::move(*h);
+      auto file = GgufFile::parse(std::span<const uint8_t>(heap.data.get(), heap.size), cfg.path);
+      if (!file) return ctx_err(std::move(file.error()));
+      auto m = Model::from_gguf(std::move(*file));
+      if (!m) return ctx_err(std::move(m.error()));
+      model = std::move(*m);
+    }
+    auto tok = Tokenizer::from_gguf(model->gguf());
+    if (!tok) return ctx_err(std::move(tok.error()));
+    std::optional<std::string> tmpl;
+    if (auto t = model->gguf().get_string("tokenizer.chat_template"); t && !t->empty()) tmpl = std::string(*t);
+    ContextParams cp;
+    cp.n_ctx = spec.n_ctx;
+    cp.n_seq = spec.n_slots;
+    cp.n_batch = cfg.batch;
+    cp.kv_type = cfg.kv_type;
+    cp.n_threads = spec.n_threads;
+    cp.pool = spec.pool;
+    auto ctx = Context::create(*model, cp);
+    if (!ctx) return ctx_err(std::move(ctx.error()));
+    if (progress) progress(1.0);
+    return std::make_unique<GgufInstance>(std::move(heap), std::move(model), std::move(*tok), std::move(tmpl),
+                                          std::move(*ctx));
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<ModelBackend> make_gguf_backend() { return std::make_shared<GgufBackend>(); }
+
+}  // namespace codey
