@@ -143,7 +143,8 @@ Result<Tokenizer> Tokenizer::from_vocab(VocabData d) {
 
   if (v.kind == Impl::Kind::kBpe) {
     if (d.merges.empty()) log_warn("tokenizer: BPE vocabulary without merges (tokenizer.ggml.merges)");
-    v.merges_by_id.reserve(d.merges.size());
+    std::vector<std::pair<uint64_t, tok::MergeTable::Value>> by_id;
+    by_id.reserve(d.merges.size());
     for (size_t rank = 0; rank < d.merges.size(); ++rank) {
       const std::string& m = d.merges[rank];
       const size_t sp = m.find(' ', 1);
@@ -156,11 +157,12 @@ Result<Tokenizer> Tokenizer::from_vocab(VocabData d) {
       if (a != kNoToken && b != kNoToken) {
         const uint64_t key = (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
         std::string joined = std::string(first) + std::string(second);
-        v.merges_by_id.emplace(key, Impl::Merge{int32_t(rank), v.find_or_none(joined)});
+        by_id.emplace_back(key, tok::MergeTable::Value{int32_t(rank), v.find_or_none(joined)});
       } else {
         v.merges_by_text.emplace(std::string(first) + " " + std::string(second), int32_t(rank));
       }
     }
+    v.merges_by_id.build(by_id);
     auto pt = tok::PreTokenizer::create(preset.regexes);
     if (!pt) return std::unexpected(std::move(pt.error()).with_context(fmt::format("pre-tokenizer '{}'", v.pre)));
     v.pretokenizer = std::move(*pt);

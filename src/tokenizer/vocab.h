@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "codey/tokenizer.h"
+#include "tokenizer/flat_tables.h"
 #include "tokenizer/pretokenizer.h"
 
 namespace codey {
@@ -40,11 +41,8 @@ struct Tokenizer::Impl {
 
   // BPE: merges of two vocabulary tokens by id; merges with a side that is not
   // a token (rare, but legal) by "left right" text.
-  struct Merge {
-    int32_t rank;
-    TokenId merged;  // the token of left+right, or kNoToken
-  };
-  std::unordered_map<uint64_t, Merge> merges_by_id;
+  // Value: rank and the token of left+right (or kNoToken).
+  tok::MergeTable merges_by_id;
   StringMap<int32_t> merges_by_text;
   std::optional<tok::PreTokenizer> pretokenizer;
   // BPE: token of the one-character string that stands for each byte.
@@ -78,10 +76,8 @@ struct Tokenizer::Impl {
   // token_to_piece(id, render_special = true) for every token.
   std::vector<std::string> pieces;
 
-  // BPE word -> tokens. Bounded; cleared when full.
-  static constexpr size_t kMaxCacheEntries = 1 << 16;
-  mutable std::mutex cache_mu;
-  mutable StringMap<std::vector<TokenId>> word_cache;
+  // BPE word (raw bytes) -> tokens.
+  tok::WordCache word_cache;
 
   std::optional<TokenId> find(std::string_view text) const {
     auto it = token_to_id.find(text);
@@ -97,8 +93,12 @@ struct Tokenizer::Impl {
   // One fragment of plain text (no special tokens), appended to `out`.
   void tokenize_bpe(std::string_view text, std::vector<TokenId>& out) const;
   void tokenize_spm(std::string_view text, std::vector<TokenId>& out) const;
-  // Byte-pair merges of one pre-tokenized, byte-encoded word.
+  // Byte-pair merges of one pre-tokenized word (raw bytes; the merges work
+  // on its byte-encoded form, one symbol per byte).
   void bpe_word(std::string_view word, std::vector<TokenId>& out) const;
+  // Emits the token of the symbol raw[start, start+len) or, when it is not a
+  // token, the one-byte tokens of its encoded text (the reference's fallback).
+  void emit_symbol(std::string_view raw, TokenId id, std::vector<TokenId>& out) const;
 
   std::string make_piece(TokenId id) const;
 };
