@@ -115,6 +115,9 @@ struct RuntimeConfig {
 Result<RuntimeConfig> load_config(const std::string& path);
 // `base_dir` resolves relative model paths; `name` appears in error messages.
 Result<RuntimeConfig> parse_config(std::string_view text, std::string_view name, const std::string& base_dir);
+// The config file to use when none is named: $CODEY_CONFIG, else ./codey.yaml,
+// else ~/.config/codey/codey.yaml (the first that exists; "codey.yaml" if none).
+std::string default_config_path();
 // "auto": memory this process may use (cgroup limit or MemAvailable) minus a
 // margin for the OS and the rest of the process.
 uint64_t auto_memory_budget();
@@ -305,6 +308,15 @@ struct ModelFacts {
            scratch_bytes;
   }
 };
+
+// The context a model starts with and the most ctx auto lets it grow to
+// (fixed ctx: both are ctx; auto: 1024 or less, up to ctx_max or the training
+// context).
+struct CtxPlan {
+  int64_t start = 0;
+  int64_t limit = 0;
+};
+CtxPlan plan_ctx(const ModelConfig& config, const ModelFacts& facts);
 
 struct LoadSpec {
   int64_t n_ctx = 0;   // positions per slot

@@ -116,6 +116,18 @@ const RouteConfig* RuntimeConfig::find_route(std::string_view name) const {
   return nullptr;
 }
 
+std::string default_config_path() {
+  namespace fs = std::filesystem;
+  if (const char* env = std::getenv("CODEY_CONFIG"); env && *env) return env;
+  std::error_code ec;
+  if (fs::exists("codey.yaml", ec)) return "codey.yaml";
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    const std::string p = std::string(home) + "/.config/codey/codey.yaml";
+    if (fs::exists(p, ec)) return p;
+  }
+  return "codey.yaml";
+}
+
 uint64_t auto_memory_budget() {
   const uint64_t avail = usable_memory_bytes();
   // Leave room for the OS, the page cache of other work and this process's

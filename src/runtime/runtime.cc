@@ -456,6 +456,13 @@ void Runtime::Impl::submit(const std::shared_ptr<Request>& r) {
                   Millis(1000));
     return;
   }
+  if (r->cancelled.load()) {  // cancelled (stop_token) before it was queued
+    Event ev;
+    ev.type = EventType::kDone;
+    ev.finish = FinishReason::kCancelled;
+    r->push(std::move(ev));
+    return;
+  }
   r->entry = e;
   e->queue.push_back(r);
   if (e->state == ModelState::kUnloaded) {
@@ -532,7 +539,8 @@ std::shared_ptr<RequestStream> Runtime::submit(GenerateRequest request) {
   r->runtime = impl_;
   r->req = std::move(request);
   auto stream = std::make_shared<StreamImpl>(r);
-  impl_->submit(r);
+  // Registered first: a token stopped already marks the request cancelled
+  // before it is queued, so it never runs.
   if (r->req.cancel.stop_possible()) {
     std::weak_ptr<Request> w = r;
     r->stop_cb = std::make_unique<std::stop_callback<std::function<void()>>>(
@@ -540,6 +548,7 @@ std::shared_ptr<RequestStream> Runtime::submit(GenerateRequest request) {
           if (auto rr = w.lock()) StreamImpl::cancel_request(rr);
         }));
   }
+  impl_->submit(r);
   return stream;
 }
 
@@ -715,13 +724,16 @@ RuntimeStatus Runtime::status() const {
   return st;
 }
 
+CtxPlan plan_ctx(const ModelConfig& c, const ModelFacts& f) {
+  CtxPlan p;
+  p.limit = c.ctx_auto ? (c.ctx_max > 0 ? c.ctx_max : (f.n_ctx_train > 0 ? f.n_ctx_train : 4096)) : c.ctx;
+  p.start = c.ctx_auto ? std::min(p.limit, kAutoCtxStart) : p.limit;
+  return p;
+}
+
 std::pair<int64_t, int64_t> Runtime::Impl::ctx_plan(const ModelEntry& e) const {
-  const ModelFacts& f = *e.facts;
-  const int64_t limit = e.cfg.ctx_auto
-                            ? (e.cfg.ctx_max > 0 ? e.cfg.ctx_max : (f.n_ctx_train > 0 ? f.n_ctx_train : 4096))
-                            : e.cfg.ctx;
-  const int64_t start = e.cfg.ctx_auto ? std::min(limit, kAutoCtxStart) : limit;
-  return {start, limit};
+  const CtxPlan p = plan_ctx(e.cfg, *e.facts);
+  return {p.start, p.limit};
 }
 
 }  // namespace codey

@@ -91,9 +91,12 @@ class Scheduler {
   void run();
 
  private:
+  // A request that left its slot. Its terminal event is pushed only after the
+  // table says the slot is free, so a client that sends its next request on
+  // "done" finds the model idle (evictable, with a free slot).
   struct Finished {
     std::shared_ptr<Request> r;
-    bool ok = true;
+    Event terminal;
     int64_t prompt_tokens = 0, generated = 0;
   };
 
@@ -109,7 +112,7 @@ class Scheduler {
   void on_logits(Slot& s, std::span<const float> row);
   void finish(Slot& s, FinishReason reason, std::string stop_string = {});
   void fail(Slot& s, RequestErrorCode code, std::string message);
-  void release(Slot& s, bool ok);
+  void release(Slot& s, Event terminal);
 
   Runtime::Impl& rt_;
   ModelEntry& e_;
@@ -156,7 +159,7 @@ void Scheduler::run() {
       auto it = std::find(e_.running.begin(), e_.running.end(), f.r);
       CODEY_ASSERT(it != e_.running.end());
       e_.running.erase(it);
-      if (f.ok) ++e_.requests_done;
+      if (f.terminal.type == EventType::kDone) ++e_.requests_done;
       else ++e_.requests_failed;
       e_.prompt_tokens += static_cast<uint64_t>(f.prompt_tokens);
       e_.generated_tokens += static_cast<uint64_t>(f.generated);
@@ -167,6 +170,7 @@ void Scheduler::run() {
       rt_.measure(e_);
       rt_.cv.notify_all();
     }
+    for (auto& f : finished_) f.r->push(std::move(f.terminal));
     finished_.clear();
   }
 }
@@ -457,17 +461,18 @@ void Scheduler::finish(Slot& s, FinishReason reason, std::string stop_string) {
   t.ttft_s = s.n_gen > 0 ? std::chrono::duration<double>(s.first_token - s.started).count() : 0;
   t.generation_s = s.n_gen > 1 ? std::chrono::duration<double>(s.last_token - s.first_token).count() : 0;
   t.total_s = std::chrono::duration<double>(now - s.r->submitted).count();
-  s.r->push(std::move(ev));
-  release(s, true);
+  release(s, std::move(ev));
 }
 
 void Scheduler::fail(Slot& s, RequestErrorCode code, std::string message) {
-  s.r->push_error(code, std::move(message));
-  release(s, false);
+  Event ev;
+  ev.type = EventType::kError;
+  ev.error = RequestError{code, std::move(message), std::nullopt};
+  release(s, std::move(ev));
 }
 
-void Scheduler::release(Slot& s, bool ok) {
-  finished_.push_back({s.r, ok, static_cast<int64_t>(s.prompt.size()), s.n_gen});
+void Scheduler::release(Slot& s, Event terminal) {
+  finished_.push_back({s.r, std::move(terminal), static_cast<int64_t>(s.prompt.size()), s.n_gen});
   s.r = nullptr;
   s.generating = false;
   s.n_pending = 0;
