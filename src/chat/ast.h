@@ -117,6 +117,10 @@ struct Stmt {
   // with: assignments
   std::vector<Target> targets;
   std::vector<ExprPtr> values;
+  // Names this statement's scope (loop body, macro, with, ...) starts as
+  // undefined, shadowing outer values: Jinja's static scoping (scopes.cc).
+  std::vector<std::string> undefined_locals;
+  std::vector<std::string> else_undefined_locals;  // for-loop else block
 };
 
 }  // namespace codey::jinja

@@ -564,11 +564,14 @@ std::string html_escape(std::string_view s) {
 }
 
 std::string printf_format(std::string_view f, const Value& args) {
+  // CPython: a non-tuple argument with __getitem__ (dict, list) may go
+  // unused without error; only dicts serve %(name)s lookups.
   std::vector<Value> positional;
   const Dict* mapping = nullptr;
+  const bool mapping_like = args.is_dict() || (args.is_list() && !args.is_tuple()) || args.is_undefined();
   if (args.is_tuple()) positional = args.list().items;
-  else if (args.is_dict()) mapping = &args.dict();
   else positional.push_back(args);
+  if (args.is_dict()) mapping = &args.dict();
   size_t next_arg = 0;
   bool used_mapping = false;
   auto take = [&]() -> Value {
@@ -708,7 +711,7 @@ std::string printf_format(std::string_view f, const Value& args) {
                                         static_cast<unsigned>(static_cast<unsigned char>(type)), i - 1));
     }
   }
-  if (!used_mapping && !mapping && next_arg < positional.size())
+  if (!used_mapping && !mapping_like && next_arg < positional.size())
     raise_type_error("not all arguments converted during string formatting");
   return out;
 }
@@ -1048,7 +1051,6 @@ Value sort_key(Interpreter& interp, const Value& item, const Value& attribute, b
 
 Value f_abs(Interpreter&, const Value& v, CallArgs& a) {
   ArgBinder b("abs", a, {});
-  if (v.is_undefined()) raise_undefined(v);
   if (v.is_integral()) {
     if (v.as_int() == INT64_MIN) raise("OverflowError", "integer overflow");
     return Value::integer(std::llabs(v.as_int()));
@@ -1156,6 +1158,8 @@ Value f_first(Interpreter&, const Value& v, CallArgs& a) {
 
 Value f_last(Interpreter&, const Value& v, CallArgs& a) {
   ArgBinder b("last", a, {});
+  if (!v.is_undefined() && !v.is_string() && !v.is_list() && !v.is_dict())
+    raise_type_error(fmt::format("'{}' object is not reversible", type_name(v)));
   std::vector<Value> items = iterate(v);
   if (items.empty()) return Value::undefined("No last item, sequence was empty.");
   return items.back();
@@ -1223,6 +1227,7 @@ std::optional<int64_t> parse_int(std::string s, int base) {
 Value f_float(Interpreter&, const Value& v, CallArgs& a) {
   ArgBinder b("float", a, {"default"});
   Value dflt = b.get_or(0, Value::number(0.0));
+  if (v.is_undefined()) raise_undefined(v);  // float(Undefined) raises
   if (v.is_number()) return Value::number(v.as_double());
   if (v.is_string()) {
     if (auto d = parse_float(v.str())) return Value::number(*d);
@@ -1234,6 +1239,7 @@ Value f_int(Interpreter&, const Value& v, CallArgs& a) {
   ArgBinder b("int", a, {"default", "base"});
   Value dflt = b.get_or(0, Value::integer(0));
   int base = static_cast<int>(arg_int(b.get_or(1, Value::integer(10))));
+  if (v.is_undefined()) raise_undefined(v);  // int(Undefined) raises
   if (v.is_integral()) return Value::integer(v.as_int());
   if (v.is_float()) {
     double d = v.as_double();
@@ -1269,7 +1275,14 @@ Value f_indent(Interpreter&, const Value& v, CallArgs& a) {
   bool first = truthy(b.get_or(1, Value::boolean(false)));
   bool blank = truthy(b.get_or(2, Value::boolean(false)));
   std::string indention = width.is_string() ? width.str() : std::string(static_cast<size_t>(std::max<int64_t>(0, arg_int(width))), ' ');
-  std::string s = to_str(v) + "\n";  // so splitlines keeps a trailing empty line
+  // Jinja does `s += "\n"` on the value itself: only strings get through.
+  if (v.is_undefined()) raise_undefined(v);
+  if (v.is_list() && !v.is_tuple())  // list += str extends the list; then no splitlines
+    raise("AttributeError", "'list' object has no attribute 'splitlines'");
+  if (v.is_tuple()) raise_type_error("can only concatenate tuple (not \"str\") to tuple");
+  if (!v.is_string())
+    raise_type_error(fmt::format("unsupported operand type(s) for +=: '{}' and 'str'", type_name(v)));
+  std::string s = v.str() + "\n";  // so splitlines keeps a trailing empty line
   std::vector<std::string> lines = splitlines(s, false);
   std::string rv;
   if (blank) {
@@ -1332,6 +1345,7 @@ Value f_upper(Interpreter&, const Value& v, CallArgs& a) {
 
 Value f_map(Interpreter& interp, const Value& v, CallArgs& a) {
   std::vector<Value> out;
+  if (!truthy(v)) return Value::list({});  // Jinja: `if value:` before anything
   std::vector<Value> items = iterate(v);
   if (a.args.empty()) {
     Value attribute, dflt = Value::none();
@@ -1372,7 +1386,7 @@ Value min_max(Interpreter& interp, const Value& v, CallArgs& a, bool want_max) {
   Value attribute = b.get_or(1, Value::none());
   std::vector<Value> items = iterate(v);
   if (items.empty())
-    return Value::undefined(fmt::format("No {} item, sequence was empty.", want_max ? "largest" : "smallest"));
+    return Value::undefined("No aggregated item, sequence was empty.");
   size_t best = 0;
   Value best_key = sort_key(interp, items[0], attribute, cs, false);
   for (size_t i = 1; i < items.size(); ++i) {
@@ -1395,6 +1409,7 @@ Value f_pprint(Interpreter&, const Value& v, CallArgs& a) {
 }
 
 Value select_impl(Interpreter& interp, const Value& v, CallArgs& a, bool attr_mode, bool keep) {
+  if (!truthy(v)) return Value::list({});  // Jinja: `if value:` before anything
   size_t off = 0;
   Value attribute;
   if (attr_mode) {
@@ -1445,6 +1460,8 @@ Value f_reverse(Interpreter&, const Value& v, CallArgs& a) {
     std::reverse(cps.begin(), cps.end());
     return Value::string(encode_utf8(cps));
   }
+  if (!v.is_undefined() && !v.is_list() && !v.is_dict())
+    raise("FilterArgumentError", "argument must be iterable");
   std::vector<Value> items = iterate(v);
   std::reverse(items.begin(), items.end());
   return Value::list(std::move(items));
@@ -1456,7 +1473,6 @@ Value f_round(Interpreter&, const Value& v, CallArgs& a) {
   std::string method = to_str(b.get_or(1, Value::string("common")));
   if (method != "common" && method != "ceil" && method != "floor")
     raise("FilterArgumentError", "method must be common, ceil or floor");
-  if (v.is_undefined()) raise_undefined(v);
   if (!v.is_number()) raise_type_error(fmt::format("type {} doesn't define __round__ method", type_name(v)));
   if (method == "common") {
     if (v.is_integral()) return Value::integer(v.as_int());  // round(int, n) stays int
@@ -1868,41 +1884,59 @@ bool t_divisibleby(Interpreter&, const Value& v, CallArgs& a) {
   return equals(binary_op(BinOp::kMod, v, test_arg(a, "divisibleby")), Value::integer(0));
 }
 
+// Jinja: str(value).islower() / .isupper().
 bool t_lower(Interpreter& in, const Value& v, CallArgs&) {
-  if (!v.is_string()) return false;
   CallArgs none;
-  return truthy(call_method(in, v, "islower", none));
+  return truthy(call_method(in, Value::string(to_str(v)), "islower", none));
 }
 bool t_upper(Interpreter& in, const Value& v, CallArgs&) {
-  if (!v.is_string()) return false;
   CallArgs none;
-  return truthy(call_method(in, v, "isupper", none));
+  return truthy(call_method(in, Value::string(to_str(v)), "isupper", none));
 }
 bool t_filter(Interpreter&, const Value& v, CallArgs&) { return v.is_string() && find_filter(v.str()) != nullptr; }
 bool t_test(Interpreter&, const Value& v, CallArgs&) { return v.is_string() && find_test(v.str()) != nullptr; }
+
+// Tests that take only the value: extra arguments are Python's arity error.
+template <TestFn F>
+bool no_args(Interpreter& in, const Value& v, CallArgs& a) {
+  if (!a.args.empty() || !a.kwargs.empty()) {
+    std::string_view name;
+    for (const auto& [n, fn] : std::initializer_list<std::pair<std::string_view, TestFn>>{
+             {"defined", t_defined}, {"undefined", t_undefined}, {"none", t_none}, {"boolean", t_boolean},
+             {"true", t_true}, {"false", t_false}, {"integer", t_integer}, {"float", t_float},
+             {"number", t_number}, {"string", t_string}, {"mapping", t_mapping}, {"sequence", t_sequence},
+             {"iterable", t_iterable}, {"escaped", t_escaped}, {"odd", t_odd}, {"even", t_even},
+             {"lower", t_lower}, {"upper", t_upper}, {"filter", t_filter}, {"test", t_test}})
+      if (fn == F) name = n;
+    if (!a.kwargs.empty())
+      raise_type_error(fmt::format("test_{}() got an unexpected keyword argument '{}'", name, a.kwargs[0].first));
+    raise_type_error(fmt::format("test_{}() takes 1 positional argument but {} were given", name, a.args.size() + 1));
+  }
+  return F(in, v, a);
+}
 
 const std::unordered_map<std::string_view, TestFn>& test_table() {
   static const std::unordered_map<std::string_view, TestFn> table = {
       {"!=", t_ne},          {"<", t_lt},
       {"<=", t_le},          {"==", t_eq},
       {">", t_gt},           {">=", t_ge},
-      {"boolean", t_boolean}, {"callable", t_callable},
-      {"defined", t_defined}, {"divisibleby", t_divisibleby},
+      {"boolean", no_args<t_boolean>}, {"callable", t_callable},
+      {"defined", no_args<t_defined>}, {"divisibleby", t_divisibleby},
       {"eq", t_eq},          {"equalto", t_eq},
-      {"escaped", t_escaped}, {"even", t_even},
-      {"false", t_false},    {"filter", t_filter},
-      {"float", t_float},    {"ge", t_ge},
+      {"escaped", no_args<t_escaped>}, {"even", no_args<t_even>},
+      {"false", no_args<t_false>},    {"filter", no_args<t_filter>},
+      {"float", no_args<t_float>},    {"ge", t_ge},
       {"greaterthan", t_gt}, {"gt", t_gt},
-      {"in", t_in},          {"integer", t_integer},
-      {"iterable", t_iterable}, {"le", t_le},
-      {"lessthan", t_lt},    {"lower", t_lower},
-      {"lt", t_lt},          {"mapping", t_mapping},
-      {"ne", t_ne},          {"none", t_none},
-      {"number", t_number},  {"odd", t_odd},
-      {"sameas", t_sameas},  {"sequence", t_sequence},
-      {"string", t_string},  {"test", t_test},
-      {"true", t_true},      {"undefined", t_undefined},
-      {"upper", t_upper},
+      {"in", t_in},          {"integer", no_args<t_integer>},
+      {"iterable", no_args<t_iterable>}, {"le", t_le},
+      {"lessthan", t_lt},    {"lower", no_args<t_lower>},
+      {"lt", t_lt},          {"mapping", no_args<t_mapping>},
+      {"ne", t_ne},          {"none", no_args<t_none>},
+      {"number", no_args<t_number>},  {"odd", no_args<t_odd>},
+      {"sameas", t_sameas},  {"sequence", no_args<t_sequence>},
+      {"string", no_args<t_string>},  {"test", no_args<t_test>},
+      {"true", no_args<t_true>},      {"undefined", no_args<t_undefined>},
+      {"upper", no_args<t_upper>},
   };
   return table;
 }

@@ -7,6 +7,7 @@
 #include "chat/interpreter.h"
 #include "chat/lexer.h"
 #include "chat/parser.h"
+#include "chat/scopes.h"
 #include "codey/chat.h"
 
 namespace codey {
@@ -20,6 +21,7 @@ const std::string_view kChatMlTemplate =
 struct ChatTemplate::Impl {
   std::string source;
   jinja::Body body;
+  std::vector<std::string> root_undefined;  // see chat/scopes.h
 };
 
 namespace {
@@ -41,6 +43,7 @@ Result<ChatTemplate> ChatTemplate::parse(std::string_view source, const JinjaOpt
     auto impl = std::make_shared<Impl>();
     impl->source = std::string(source);
     impl->body = jinja::parse(jinja::tokenize(source, lex));
+    impl->root_undefined = jinja::analyze_scopes(impl->body);
     return ChatTemplate(std::move(impl));
   } catch (const jinja::JinjaError& e) {
     return std::unexpected(to_error(e, true));
@@ -77,7 +80,7 @@ Result<std::string> ChatTemplate::render_with(const nlohmann::ordered_json& vari
   try {
     jinja::Value vars = jinja::from_json(variables.is_null() ? nlohmann::ordered_json::object() : variables);
     jinja::Interpreter interp(jinja::RenderOptions{now});
-    return interp.render(impl_->body, vars.dict());
+    return interp.render(impl_->body, vars.dict(), impl_->root_undefined);
   } catch (const jinja::JinjaError& e) {
     return std::unexpected(to_error(e, false));
   } catch (const std::bad_alloc&) {

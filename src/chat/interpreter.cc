@@ -247,9 +247,9 @@ Value binary_op(BinOp op, const Value& a, const Value& b) {
       }
       if ((a.is_string() || a.is_list()) && b.is_integral()) return repeat(a, b.as_int());
       if ((b.is_string() || b.is_list()) && a.is_integral()) return repeat(b, a.as_int());
-      if ((a.is_string() || a.is_list()) && b.is_number())
+      if (a.is_string() || a.is_list())
         raise_type_error(fmt::format("can't multiply sequence by non-int of type '{}'", type_name(b)));
-      if ((b.is_string() || b.is_list()) && a.is_number())
+      if (b.is_string() || b.is_list())
         raise_type_error(fmt::format("can't multiply sequence by non-int of type '{}'", type_name(a)));
       return unsupported();
     case BinOp::kDiv:
@@ -294,6 +294,9 @@ Value binary_op(BinOp op, const Value& a, const Value& b) {
       }
       if (a.as_double() == 0 && b.as_double() < 0)
         raise("ZeroDivisionError", "0.0 cannot be raised to a negative power");
+      if (a.as_double() < 0 && b.as_double() != std::floor(b.as_double()))
+        raise("ValueError", "a negative number raised to a fractional power is complex (unsupported)",
+              ErrorCode::kUnsupported);
       return Value::number(std::pow(a.as_double(), b.as_double()));
   }
   return unsupported();
@@ -303,7 +306,6 @@ bool contains(const Value& container, const Value& item) {
   switch (container.kind()) {
     case Value::Kind::kUndefined: return false;  // Undefined iterates as empty
     case Value::Kind::kString:
-      if (item.is_undefined()) raise_undefined(item);
       if (!item.is_string())
         raise_type_error(fmt::format("'in <string>' requires string as left operand, not {}", type_name(item)));
       return container.str().find(item.str()) != std::string::npos;
@@ -345,11 +347,22 @@ FramePtr Interpreter::new_frame(FramePtr parent) {
   return frames_.back().get();
 }
 
+void Interpreter::bind_undefined(const FramePtr& f, const std::vector<std::string>& names) {
+  for (const auto& n : names) f->set(n, Value::undefined(fmt::format("{} is undefined", repr_string(n))));
+}
+
+FramePtr Interpreter::enter(FramePtr parent, const std::vector<std::string>& undefined_locals) {
+  FramePtr f = new_frame(parent);
+  bind_undefined(f, undefined_locals);
+  return f;
+}
+
 // ---- rendering
 
-std::string Interpreter::render(const Body& body, const Dict& vars) {
+std::string Interpreter::render(const Body& body, const Dict& vars, const std::vector<std::string>& root_undefined) {
   FramePtr root = new_frame(nullptr);
   for (const auto& [k, v] : vars.entries()) root->set(to_str(k), v);
+  bind_undefined(root, root_undefined);
   std::string out;
   OutputSwap swap(out_, &out);
   exec_body(body, root);
@@ -396,7 +409,7 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, const FramePtr& f) {
         assign(s.target, eval(*s.expr, f), f);
         break;
       case StmtKind::kSetBlock: {
-        std::string body = capture(s.body, new_frame(f));
+        std::string body = capture(s.body, enter(f, s.undefined_locals));
         Value v = Value::string(std::move(body));
         if (s.expr) {
           block_values_.push_back(std::move(v));
@@ -415,7 +428,7 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, const FramePtr& f) {
         break;
       }
       case StmtKind::kFilterBlock: {
-        std::string body = capture(s.body, new_frame(f));
+        std::string body = capture(s.body, enter(f, s.undefined_locals));
         block_values_.push_back(Value::string(std::move(body)));
         Value v = eval(*s.expr, f);
         block_values_.pop_back();
@@ -423,12 +436,12 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, const FramePtr& f) {
         break;
       }
       case StmtKind::kWith: {
-        FramePtr inner = new_frame(f);
+        FramePtr inner = enter(f, s.undefined_locals);
         for (size_t i = 0; i < s.targets.size(); ++i) assign(s.targets[i], eval(*s.values[i], f), inner);
         return exec_body(s.body, inner);
       }
       case StmtKind::kScope:
-        return exec_body(s.body, new_frame(f));
+        return exec_body(s.body, enter(f, s.undefined_locals));
       case StmtKind::kBreak: return Flow::kBreak;
       case StmtKind::kContinue: return Flow::kContinue;
     }
@@ -451,7 +464,7 @@ void Interpreter::run_loop(const Stmt& s, const FramePtr& outer, const Value& it
     items = std::move(kept);
   }
   if (items.empty()) {
-    exec_body(s.else_body, new_frame(outer));
+    exec_body(s.else_body, enter(outer, s.else_undefined_locals));
     return;
   }
   // Jinja re-enters the loop body's scope on every iteration: a name set in
@@ -462,6 +475,7 @@ void Interpreter::run_loop(const Stmt& s, const FramePtr& outer, const Value& it
   for (size_t i = 0; i < items.size(); ++i) {
     ctx->set_index(i);
     frame->vars.clear();
+    bind_undefined(frame, s.undefined_locals);
     frame->set("loop", loop_value);
     assign(s.target, items[i], frame);
     Flow flow = exec_body(s.body, frame);
@@ -507,7 +521,7 @@ void Interpreter::assign(const Target& t, Value v, const FramePtr& f) {
 Value Interpreter::call_macro(const Stmt& m, const FramePtr& closure, CallArgs args, bool is_caller) {
   DepthCount guard(call_depth_);
   const std::string name = is_caller ? "caller" : m.name;
-  FramePtr frame = new_frame(closure);
+  FramePtr frame = enter(closure, m.undefined_locals);
   const size_t n = m.params.size();
   const size_t n_pos = args.args.size();
   std::vector<bool> provided(n, false);
@@ -653,10 +667,14 @@ Value Interpreter::getitem(const Value& obj, const Value& key) {
 Value Interpreter::eval_slice(const Value& obj, const Expr& slice, const FramePtr& f) {
   Value parts[3];
   for (int i = 0; i < 3; ++i) parts[i] = slice.items[i] ? eval(*slice.items[i], f) : Value::none();
+  // Jinja compiles slices to plain Python subscripts: errors propagate.
   if (obj.is_undefined()) raise_undefined(obj);
+  if (obj.is_dict()) raise_type_error("unhashable type: 'slice'");
+  if (!obj.is_string() && !obj.is_list())
+    raise_type_error(fmt::format("'{}' object is not subscriptable", type_name(obj)));
   for (const Value& p : parts) {
-    if (p.is_undefined()) raise_undefined(p);
-    if (!p.is_none() && !p.is_integral()) return Value::undefined("slice indices must be integers or None");
+    if (!p.is_none() && !p.is_integral())
+      raise_type_error("slice indices must be integers or None or have an __index__ method");
   }
   int64_t step = parts[2].is_none() ? 1 : parts[2].as_int();
   if (step == 0) raise("ValueError", "slice step cannot be zero");
@@ -665,10 +683,8 @@ Value Interpreter::eval_slice(const Value& obj, const Expr& slice, const FramePt
   if (obj.is_string()) {
     cps = decode_utf8(obj.str());
     len = static_cast<int64_t>(cps.size());
-  } else if (obj.is_list()) {
-    len = static_cast<int64_t>(obj.list().items.size());
   } else {
-    return Value::undefined(fmt::format("{} has no element slice", object_type_repr(obj)));
+    len = static_cast<int64_t>(obj.list().items.size());
   }
   auto adjust = [&](const Value& v, int64_t dflt) {
     if (v.is_none()) return dflt;

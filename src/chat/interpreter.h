@@ -43,7 +43,7 @@ class Interpreter {
   Interpreter& operator=(const Interpreter&) = delete;
 
   // Renders `body` with `vars` as the template's variables.
-  std::string render(const Body& body, const Dict& vars);
+  std::string render(const Body& body, const Dict& vars, const std::vector<std::string>& root_undefined);
 
   // For builtins and objects.
   Value call(const Value& callee, CallArgs args);
@@ -54,6 +54,9 @@ class Interpreter {
   // render ends so no cycle outlives it.
   void track(std::shared_ptr<Namespace> ns) { namespaces_.push_back(std::move(ns)); }
   FramePtr new_frame(FramePtr parent);
+  // A scope's frame with its undefined-at-entry locals bound (scopes.h).
+  FramePtr enter(FramePtr parent, const std::vector<std::string>& undefined_locals);
+  void bind_undefined(const FramePtr& f, const std::vector<std::string>& names);
 
   // Macro and recursive-loop entry points (used by their objects).
   Value call_macro(const Stmt& macro, const FramePtr& closure, CallArgs args, bool is_caller);

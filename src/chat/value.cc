@@ -2,6 +2,7 @@
 // ordering, iteration, and json.dumps as Hugging Face's tojson calls it.
 #include "chat/value.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -369,12 +370,12 @@ std::vector<Value> iterate(const Value& v) {
       std::vector<Value> chars;
       const std::string& s = v.str();
       if (is_ascii(s)) {
-        for (char c : s) chars.push_back(Value::string(std::string(1, c), v.is_safe()));
+        for (char c : s) chars.push_back(Value::string(std::string(1, c)));  // Markup iterates as str
       } else {
         for (char32_t cp : decode_utf8(s)) {
           std::string one;
           append_utf8(one, cp);
-          chars.push_back(Value::string(std::move(one), v.is_safe()));
+          chars.push_back(Value::string(std::move(one)));
         }
       }
       return chars;
