@@ -7,6 +7,13 @@
 #include "codey/kernels.h"
 
 namespace codey::kernels {
+
+#if defined(__x86_64__)
+// kernels/x86/avx2.cc, avx512.cc (compiled with their ISA flags).
+const KernelTable& avx2_kernel_table();
+const KernelTable& avx512_kernel_table();
+#endif
+
 namespace {
 
 struct Candidate {
@@ -15,10 +22,18 @@ struct Candidate {
   const KernelTable& (*table)();
 };
 
-// Best last. Fast tables (kernels/x86/) add an entry, e.g.
-// {"avx2", [] { auto& f = cpu_features(); return f.avx2 && f.fma && f.f16c; }, avx2_kernel_table}.
+// Best last.
 const Candidate kCandidates[] = {
     {"ref", [] { return true; }, ref_kernel_table},
+#if defined(__x86_64__)
+    {"avx2", [] { auto& f = cpu_features(); return f.avx2 && f.fma && f.f16c; }, avx2_kernel_table},
+    {"avx512",
+     [] {
+       auto& f = cpu_features();
+       return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni;
+     },
+     avx512_kernel_table},
+#endif
 };
 
 const KernelTable& choose() {

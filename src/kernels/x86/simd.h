@@ -1,0 +1,159 @@
+// Thin vector wrappers so one kernel source serves AVX2 (Ymm: 8 int32/f32
+// lanes) and AVX-512 (Zmm: 16 lanes). Include only from src/kernels/x86/
+// avx2*.cc / avx512*.cc: everything here has internal linkage, so each
+// translation unit gets its own copy compiled for its instruction set.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace codey::kernels::x86 {
+namespace {
+
+inline int32_t load_i32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// 256-bit integer lanes. dpbusd is VNNI when the translation unit has it
+// (AVX512-VL VNNI), else the AVX2 pair maddubs + madd: that pair saturates
+// when two u8 x s8 products sum past 32767, so the unsigned operand must stay
+// <= 128 (every unsigned weight here is <= 63); signed weights use dot_signed.
+struct Ymm {
+  static constexpr int R = 8;
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  static constexpr bool kVnni = true;
+#else
+  static constexpr bool kVnni = false;
+#endif
+  using I = __m256i;
+  using F = __m256;
+
+  static I load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+  static I c8(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
+  static I set1(int32_t v) { return _mm256_set1_epi32(v); }
+  static I zero() { return _mm256_setzero_si256(); }
+  static I bcast(const void* p) { return _mm256_set1_epi32(load_i32(p)); }
+  static I and_(I a, I b) { return _mm256_and_si256(a, b); }
+  static I or_(I a, I b) { return _mm256_or_si256(a, b); }
+  static I xor_(I a, I b) { return _mm256_xor_si256(a, b); }
+  template <int N>
+  static I shr(I a) { return _mm256_srli_epi16(a, N); }
+  template <int N>
+  static I shl(I a) { return _mm256_slli_epi16(a, N); }
+  static I shr_var(I a, int n) { return _mm256_srl_epi16(a, _mm_cvtsi32_si128(n)); }
+  // a | (b & mask)
+  static I or_masked(I a, I b, I mask) { return _mm256_or_si256(a, _mm256_and_si256(b, mask)); }
+  // a | (bytes of x having any bit of pattern ? val : 0)
+  static I or_if(I a, I x, I pattern, I val) {
+    const I hit = _mm256_cmpeq_epi8(_mm256_and_si256(x, pattern), pattern);
+    return _mm256_or_si256(a, _mm256_and_si256(hit, val));
+  }
+  static I shuffle8(I table, I idx) { return _mm256_shuffle_epi8(table, idx); }
+  static I bcast128(__m128i v) { return _mm256_broadcastsi128_si256(v); }
+  static I dpbusd(I acc, I u, I s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+  }
+  // acc + dot of two signed byte vectors (|w| <= 128, |s| <= 127).
+  static I dot_signed(I acc, I w, I s) {
+    const I p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(s, w));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+  }
+
+  static F fzero() { return _mm256_setzero_ps(); }
+  static F fset1(float v) { return _mm256_set1_ps(v); }
+  static F cvt(I a) { return _mm256_cvtepi32_ps(a); }
+  static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F neg(F a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+  static F loadf(const float* p) { return _mm256_loadu_ps(p); }
+  static F load_bf16(const void* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p))), 16));
+  }
+  static F load_h(const void* p) { return _mm256_cvtph_ps(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
+  static I load_u8x(const void* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))); }
+  static I load_i8x(const void* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))); }
+  static I and32(I a, int32_t m) { return _mm256_and_si256(a, _mm256_set1_epi32(m)); }
+  static I shr32_4(I a) { return _mm256_srli_epi32(a, 4); }
+  static void store(float* y, F v, int n) {
+    if (n == R) {
+      _mm256_storeu_ps(y, v);
+    } else {
+      alignas(32) float t[R];
+      _mm256_store_ps(t, v);
+      for (int i = 0; i < n; ++i) y[i] = t[i];
+    }
+  }
+  static float hsum(F v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+struct Zmm {
+  static constexpr int R = 16;
+  static constexpr bool kVnni = true;
+  using I = __m512i;
+  using F = __m512;
+
+  static I load(const void* p) { return _mm512_loadu_si512(p); }
+  static I c8(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
+  static I set1(int32_t v) { return _mm512_set1_epi32(v); }
+  static I zero() { return _mm512_setzero_si512(); }
+  static I bcast(const void* p) { return _mm512_set1_epi32(load_i32(p)); }
+  static I and_(I a, I b) { return _mm512_and_si512(a, b); }
+  static I or_(I a, I b) { return _mm512_or_si512(a, b); }
+  static I xor_(I a, I b) { return _mm512_xor_si512(a, b); }
+  template <int N>
+  static I shr(I a) { return _mm512_srli_epi16(a, N); }
+  template <int N>
+  static I shl(I a) { return _mm512_slli_epi16(a, N); }
+  static I shr_var(I a, int n) { return _mm512_srl_epi16(a, _mm_cvtsi32_si128(n)); }
+  static I or_masked(I a, I b, I mask) { return _mm512_ternarylogic_epi32(a, b, mask, 0xF8); }
+  static I or_if(I a, I x, I pattern, I val) {
+    return _mm512_or_si512(a, _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(x, pattern), val));
+  }
+  static I shuffle8(I table, I idx) { return _mm512_shuffle_epi8(table, idx); }
+  static I bcast128(__m128i v) { return _mm512_broadcast_i32x4(v); }
+  static I dpbusd(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
+  static I dot_signed(I acc, I w, I s) {  // unused: VNNI biases signed weights instead
+    return _mm512_dpbusd_epi32(acc, _mm512_xor_si512(w, _mm512_set1_epi8(-128)), s);
+  }
+
+  static F fzero() { return _mm512_setzero_ps(); }
+  static F fset1(float v) { return _mm512_set1_ps(v); }
+  static F cvt(I a) { return _mm512_cvtepi32_ps(a); }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F neg(F a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN))); }
+  static F loadf(const float* p) { return _mm512_loadu_ps(p); }
+  static F load_bf16(const void* p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(static_cast<const __m256i*>(p))), 16));
+  }
+  static F load_h(const void* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(static_cast<const __m256i*>(p))); }
+  static I load_u8x(const void* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
+  static I load_i8x(const void* p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
+  static I and32(I a, int32_t m) { return _mm512_and_si512(a, _mm512_set1_epi32(m)); }
+  static I shr32_4(I a) { return _mm512_srli_epi32(a, 4); }
+  static void store(float* y, F v, int n) {
+    if (n == R)
+      _mm512_storeu_ps(y, v);
+    else
+      _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << n) - 1), v);
+  }
+  static float hsum(F v) { return _mm512_reduce_add_ps(v); }
+};
+#endif
+
+}  // namespace
+}  // namespace codey::kernels::x86
