@@ -306,9 +306,13 @@ TEST(StreamDecoder, TokenByTokenIsValidUtf8AndComplete) {
     std::string expect;
     for (TokenId id : ids) expect += tok.token_to_piece(id);
     EXPECT_EQ(all, expect) << name;
-    if (std::string_view(name) != "llama-spm") EXPECT_EQ(all, text);
+    if (std::string_view(name) != "llama-spm") {
+      EXPECT_EQ(all, text);
+    }
     // Byte-level BPE splits multi-byte characters across tokens.
-    if (std::string_view(name) == "gpt-2") EXPECT_TRUE(held_back);
+    if (std::string_view(name) == "gpt-2") {
+      EXPECT_TRUE(held_back);
+    }
   }
 }
 
