@@ -296,10 +296,10 @@ struct CheckOutcome {
 // python3 -m py_compile (.py), cc -fsyntax-only (.c/.h), c++ -fsyntax-only
 // (.cc/.cpp/.cxx/.hpp/.hh), node --check (.js/.mjs/.cjs), bash -n (.sh), and a
 // built-in JSON parse (.json). The code is checked as a copy in a temporary
-// directory (nothing is written to the workspace; `include_dir` is searched
+// directory (nothing is written to the workspace; `include_dirs` are searched
 // for C/C++ headers). Diagnostics name `filename`, not the temporary copy.
 CheckOutcome check_code(std::string_view filename, std::string_view code,
-                        const std::filesystem::path& include_dir = {});
+                        std::span<const std::filesystem::path> include_dirs = {});
 // The absolute path of `program` on PATH, or empty.
 std::string find_program(std::string_view program);
 
@@ -474,7 +474,35 @@ class StatusLine {
   bool active_ = false;
   int rows_ = 0;
 };
-// "coder · qwen2.5-coder-7b · 42 tok · 11.3 tok/s · 3.7s"
+// "qwen2.5-coder-7b · 42 tok · 11.3 tok/s · 3.7s"
 std::string format_progress(const GenerationProgress& p);
+
+// Ctrl-C as "stop this answer": while one exists, SIGINT no longer ends the
+// process; it requests stop on the current turn's stop source (a watcher
+// thread does, since stop sources are not async-signal-safe) and interrupts a
+// blocking read. With `second_exits`, a second Ctrl-C during the same turn
+// ends the process as usual. One per process; restores the old handler.
+class InterruptHandler {
+ public:
+  explicit InterruptHandler(bool second_exits = false);
+  ~InterruptHandler();
+  InterruptHandler(const InterruptHandler&) = delete;
+  InterruptHandler& operator=(const InterruptHandler&) = delete;
+  std::stop_token begin_turn();  // a fresh stop source for one generation
+  void end_turn();
+  bool interrupted() const;      // during the current or last turn
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+enum class ReadStatus { kLine, kEof, kInterrupted };
+// One line from `fd` without buffering ahead (so nothing is lost to a child
+// or a later reader); EINTR (Ctrl-C) returns kInterrupted.
+ReadStatus read_line(int fd, std::string& line);
+// Asks on stderr, reads the answer from stdin: true for y/yes. False when
+// stdin is not a terminal (nobody to ask).
+bool ask_yes_no(const std::string& question);
 
 }  // namespace codey

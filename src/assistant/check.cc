@@ -133,11 +133,14 @@ struct Checker {
   std::string display;
 };
 
-std::optional<Checker> checker_for(std::string_view filename, const fs::path& include_dir) {
+std::optional<Checker> checker_for(std::string_view filename, std::span<const fs::path> include_dirs) {
   const std::string lang = language_for_file(filename);
   const std::string ext = fs::path(filename).extension().string();
   std::vector<std::string> inc;
-  if (!include_dir.empty()) inc = {"-I", include_dir.string()};
+  for (const auto& d : include_dirs) {
+    inc.push_back("-I");
+    inc.push_back(d.string());
+  }
   if (lang == "python") return Checker{"python3", {"-m", "py_compile"}, "python3 -m py_compile"};
   if (lang == "c") {
     Checker c{"cc", {"-fsyntax-only", "-x", "c"}, "cc -fsyntax-only"};
@@ -162,7 +165,7 @@ std::string trim_output(std::string s) {
 
 }  // namespace
 
-CheckOutcome check_code(std::string_view filename, std::string_view code, const fs::path& include_dir) {
+CheckOutcome check_code(std::string_view filename, std::string_view code, std::span<const fs::path> include_dirs) {
   CheckOutcome out;
   out.file = std::string(filename);
   if (language_for_file(filename) == "json") {
@@ -177,7 +180,7 @@ CheckOutcome check_code(std::string_view filename, std::string_view code, const 
     }
     return out;
   }
-  auto c = checker_for(filename, include_dir);
+  auto c = checker_for(filename, include_dirs);
   if (!c) {
     out.output = fmt::format("no checker for {} files", language_for_file(filename).empty()
                                                              ? fs::path(filename).extension().string()

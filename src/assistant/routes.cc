@@ -193,7 +193,11 @@ Result<RuntimeConfig> assistant_config(const AssistantSetup& setup) {
   RuntimeConfig cfg;
   std::string config_path = setup.config_path;
   std::error_code ec;
-  if (config_path.empty() && setup.model_file.empty() && fs::exists("codey.yaml", ec)) config_path = "codey.yaml";
+  // No flags at all: $CODEY_CONFIG, ./codey.yaml, ~/.config/codey/codey.yaml.
+  if (config_path.empty() && setup.model_file.empty()) {
+    const std::string d = default_config_path();
+    if (fs::exists(d, ec)) config_path = d;
+  }
   if (!config_path.empty()) {
     auto c = load_config(config_path);
     if (!c) return std::unexpected(c.error());

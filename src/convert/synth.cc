@@ -110,15 +110,19 @@ constexpr std::string_view kChatMlTemplate =
 
 // Tokenizer metadata: copied from a vocab GGUF, or a built-in byte-level BPE
 // (256 byte tokens, ChatML and FIM specials), padded to n_vocab.
+// Copied values view the vocab file's mapping: `source` keeps it open until
+// the writer has written them.
 Result<int64_t> add_tokenizer(GgufWriter& w, const std::string& vocab_path, int64_t n_vocab,
-                              std::vector<std::string>& notes) {
+                              std::vector<std::string>& notes, std::optional<GgufFile>& source) {
   std::vector<std::string> tokens;
   std::vector<int32_t> types;
   std::vector<float> scores;
   bool have_scores = false;
   if (!vocab_path.empty()) {
-    auto v = GgufFile::open(vocab_path);
-    if (!v) return std::unexpected(v.error());
+    auto opened = GgufFile::open(vocab_path);
+    if (!opened) return std::unexpected(opened.error());
+    source.emplace(std::move(*opened));
+    GgufFile* v = &*source;
     auto toks = v->get_string_array("tokenizer.ggml.tokens");
     if (!toks) return std::unexpected(toks.error());
     for (auto t : *toks) tokens.emplace_back(t);
@@ -229,7 +233,8 @@ Result<QuantizeReport> synth_model(const SynthOptions& o, const ProgressFn& prog
     w.set(a + ".rope.scaling.type", GgufValue::make_string("linear"));
     w.set(a + ".rope.scaling.factor", GgufValue::make_f32(s.rope_scale_linear));
   }
-  auto n_vocab = add_tokenizer(w, o.vocab_path, s.n_vocab, report.notes);
+  std::optional<GgufFile> vocab_file;
+  auto n_vocab = add_tokenizer(w, o.vocab_path, s.n_vocab, report.notes, vocab_file);
   if (!n_vocab) return std::unexpected(n_vocab.error());
   s.n_vocab = *n_vocab;
   w.set(a + ".vocab_size", GgufValue::make_u32(static_cast<uint32_t>(s.n_vocab)));

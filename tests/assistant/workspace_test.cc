@@ -182,8 +182,11 @@ TEST(Check, CAndCpp) {
   // Headers from the workspace are found.
   const auto dir = testing::temp_dir();
   put(fs::path(dir) / "util.h", "int twice(int);\n");
-  EXPECT_EQ(check_code("main.c", "#include \"util.h\"\nint main(void) { return twice(1); }\n", dir).status,
+  const std::vector<fs::path> dirs{"/nonexistent-codey", dir};
+  EXPECT_EQ(check_code("main.c", "#include \"util.h\"\nint main(void) { return twice(1); }\n", dirs).status,
             CheckStatus::kPassed);
+  EXPECT_EQ(check_code("main.c", "#include \"util.h\"\nint main(void) { return twice(1); }\n").status,
+            CheckStatus::kFailed);
 }
 
 TEST(Check, JavaScriptShellJsonAndUnknown) {

@@ -1,0 +1,120 @@
+// `codey task "TASK" [--config codey.yaml] [--model FILE|NAME] [--router FILE]
+// [--route R] [--workspace DIR] [--force] [--dry-run] [--max-repairs N]`: route
+// a coding task, stream the answer, write its code into the workspace, check it.
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cli/command.h"
+#include "codey/assistant.h"
+
+namespace codey::cli {
+namespace {
+
+struct TaskCli {
+  std::string task;
+  std::string config, model, router, route, workspace;
+  bool force = false, dry_run = false, quiet = false;
+  int max_repairs = 2;
+};
+
+// Exit codes: 0 done; 1 error; 3 done but a check failed or a file was not
+// written; 130 cancelled with Ctrl-C.
+int run(const TaskCli& c) {
+  if (c.task.empty()) return fail("give the task, e.g. codey task \"Create add and divide in calculator.py\"");
+  AssistantSetup setup;
+  setup.config_path = c.config;
+  setup.router_file = c.router;
+  std::string model_name;  // --model naming a configured model rather than a file
+  if (!c.model.empty()) {
+    std::error_code ec;
+    if (std::filesystem::exists(c.model, ec) || c.config.empty()) setup.model_file = c.model;
+    else model_name = c.model;
+  }
+  auto cfg = assistant_config(setup);
+  if (!cfg) return fail(cfg.error().message);
+  auto rt = Runtime::create(std::move(*cfg));
+  if (!rt) return fail(rt.error().message);
+  Assistant assistant(**rt, c.workspace);
+  if (!assistant.workspace()) return fail(assistant.workspace_error());
+
+  InterruptHandler interrupts(/*second_exits=*/true);
+  StatusLine status(2);
+  const bool tty_out = ::isatty(1) != 0;
+  TaskEvents ev;
+  ev.on_route = [&](const RouteDecision& d) {
+    std::fprintf(stderr, "route: %s (%s, %.2f s)\n", d.route.c_str(), d.reason.c_str(), d.seconds);
+  };
+  ev.on_generation_start = [&](int attempt, const std::string& model) {
+    if (c.quiet) return;
+    std::fflush(stdout);
+    if (attempt == 0) std::fprintf(stderr, "model: %s\n", model.c_str());
+  };
+  ev.on_text = [&](std::string_view t) {
+    if (c.quiet) return;
+    std::fwrite(t.data(), 1, t.size(), stdout);
+    if (tty_out) std::fflush(stdout);
+  };
+  ev.on_progress = [&](const GenerationProgress& p) { status.show(format_progress(p)); };
+  ev.on_generation_end = [&](int, const Timings& t) {
+    status.end();
+    if (!c.quiet) std::printf("\n");
+    std::fflush(stdout);
+    std::fprintf(stderr, "[%lld tokens, %.1f tok/s, prompt %lld tokens in %.2f s%s]\n",
+                 static_cast<long long>(t.generated_tokens), t.generation_tps(),
+                 static_cast<long long>(t.prompt_tokens), t.prompt_s,
+                 t.load_s > 0 ? fmt::format(", load {:.1f} s", t.load_s).c_str() : "");
+  };
+  ev.on_note = [&](std::string_view n) { std::fprintf(stderr, "%.*s\n", static_cast<int>(n.size()), n.data()); };
+
+  TaskOptions o;
+  o.route = c.route;
+  o.model = model_name;
+  o.force = c.force;
+  o.dry_run = c.dry_run;
+  o.max_repairs = c.max_repairs;
+  o.confirm_overwrite = [](const std::string& f) {
+    return ask_yes_no(fmt::format("{} exists. Overwrite it (the old version is kept as a backup)?", f));
+  };
+  o.cancel = interrupts.begin_turn();
+  auto r = assistant.run_task(c.task, o, ev);
+  interrupts.end_turn();
+  status.end();
+  if (!r) return fail(r.error().message);
+  std::fflush(stdout);
+  std::fprintf(stderr, "%s", r->summary().c_str());
+  if (r->cancelled) return 130;
+  if (c.dry_run) {
+    for (const auto& b : r->blocks) {
+      if (b.filename.empty()) continue;
+      std::fprintf(stderr, "--- %s (dry run) ---\n%s", b.filename.c_str(), b.code.c_str());
+    }
+  }
+  bool refused = false;
+  for (const auto& w : r->writes) refused = refused || w.action == WriteAction::kRefused;
+  return r->checks_passed() && !refused ? 0 : 3;
+}
+
+CommandRunner setup(CLI::App& root) {
+  auto c = std::make_shared<TaskCli>();
+  auto* cmd = root.add_subcommand("task", "Route a coding task to a model, write the code it answers, check it");
+  cmd->add_option("task", c->task, "The task, e.g. \"Create functions for add and divide in calculator.py\"")->required();
+  cmd->add_option("--config", c->config, "codey.yaml with models and routes (default: ./codey.yaml if present)");
+  cmd->add_option("--model", c->model,
+                  "A GGUF file that serves every route (quick mode), or a configured model's name");
+  cmd->add_option("--router", c->router, "A GGUF file that routes (e.g. functiongemma-270m-it); else keywords");
+  cmd->add_option("--route", c->route, "Skip routing: use this route");
+  cmd->add_option("--workspace", c->workspace, "Directory files are written into (default: the current one)");
+  cmd->add_flag("--force", c->force, "Overwrite existing files (a backup is kept)");
+  cmd->add_flag("--dry-run", c->dry_run, "Show what would be written; write nothing");
+  cmd->add_option("--max-repairs", c->max_repairs, "Answers asked to fix failed checks (default 2)")
+      ->check(CLI::Range(0, 20));
+  cmd->add_flag("-q,--quiet", c->quiet, "Do not stream the answer");
+  return [c] { return run(*c); };
+}
+
+}  // namespace
+
+CODEY_REGISTER_COMMAND(task, setup);
+
+}  // namespace codey::cli
