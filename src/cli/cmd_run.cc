@@ -1,0 +1,215 @@
+// `codey run --model FILE (--prompt T | --file F) [--chat] [-n N] [--temp ..]
+// [--top-p ..] [--seed S] [--ctx N] [--threads N] [--ignore-eos]`: generates
+// text, streamed to stdout; load and speed figures go to stderr at the end.
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "cli/command.h"
+#include "codey/chat.h"
+#include "codey/model.h"
+#include "codey/sampling.h"
+#include "codey/tokenizer.h"
+
+namespace codey::cli {
+namespace {
+
+struct RunOptions {
+  std::string model;
+  std::string prompt;
+  std::string file;
+  bool chat = false;
+  std::string system;
+  int n_predict = 256;
+  float temp = 0.8f;
+  float top_p = 0.95f;
+  int top_k = 40;
+  float min_p = 0.05f;
+  float repeat_penalty = 1.0f;
+  int repeat_last_n = 64;
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  int64_t seed = -1;
+  int64_t ctx = 0;
+  int64_t batch = 512;
+  int threads = 0;
+  std::string kv_type = "f16";
+  bool ignore_eos = false;
+  std::vector<std::string> stop;
+};
+
+Result<std::string> read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(ErrorCode::kNotFound, "cannot open prompt file {}", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int run(const RunOptions& o) {
+  if (o.prompt.empty() == o.file.empty()) return fail("give exactly one of --prompt and --file");
+  std::string text = o.prompt;
+  if (!o.file.empty()) {
+    auto t = read_text(o.file);
+    if (!t) return fail(t.error().message);
+    text = std::move(*t);
+  }
+  auto kv_type = type_from_name(o.kv_type);
+  if (!kv_type) return fail(fmt::format("--kv-type: unknown type '{}' (f16, q8_0, bf16, f32)", o.kv_type));
+
+  const auto t_load = Clock::now();
+  auto model = Model::load(o.model);
+  if (!model) return fail(model.error().message);
+  auto tok = Tokenizer::from_gguf((*model)->gguf());
+  if (!tok) return fail(fmt::format("{}: {}", o.model, tok.error().message));
+  ContextParams cp;
+  cp.n_ctx = o.ctx;
+  cp.n_batch = o.batch;
+  cp.n_threads = o.threads;
+  cp.kv_type = *kv_type;
+  auto ctx = Context::create(**model, cp);
+  if (!ctx) return fail(ctx.error().message);
+  const double load_s = seconds_since(t_load);
+
+  // The prompt, through the model's chat template with --chat.
+  std::vector<int32_t> prompt;
+  if (o.chat) {
+    auto src = (*model)->gguf().get_string_or("tokenizer.chat_template", "");
+    if (!src) return fail(src.error().message);
+    auto tmpl = ChatTemplate::parse_or_default(src->empty() ? std::nullopt : std::optional(*src),
+                                               (*model)->hparams().arch);
+    if (!tmpl) return fail(tmpl.error().message);
+    ChatTemplateInputs in;
+    if (!o.system.empty()) in.messages.push_back({{"role", "system"}, {"content", o.system}});
+    in.messages.push_back({{"role", "user"}, {"content", text}});
+    in.add_generation_prompt = true;
+    if (tok->bos() >= 0) in.bos_token = tok->token_text(tok->bos());
+    if (tok->eos() >= 0) in.eos_token = tok->token_text(tok->eos());
+    auto rendered = tmpl->render(in);
+    if (!rendered) return fail(rendered.error().message);
+    // Templates that write the BOS text themselves must not get a second one.
+    const bool has_bos = !in.bos_token.empty() && rendered->starts_with(in.bos_token);
+    prompt = tok->tokenize(*rendered, !has_bos, /*parse_special=*/true);
+  } else {
+    prompt = tok->tokenize(text, /*add_special=*/true);
+  }
+  if (prompt.empty()) return fail("the prompt is empty");
+  if (static_cast<int64_t>(prompt.size()) >= (*ctx)->n_ctx())
+    return fail(fmt::format("the prompt has {} tokens, the context only {} (raise --ctx)", prompt.size(),
+                            (*ctx)->n_ctx()));
+
+  SamplerParams sp;
+  sp.temperature = o.temp;
+  sp.top_k = o.top_k;
+  sp.top_p = o.top_p;
+  sp.min_p = o.min_p;
+  sp.repeat_penalty = o.repeat_penalty;
+  sp.penalty_last_n = o.repeat_last_n;
+  sp.frequency_penalty = o.frequency_penalty;
+  sp.presence_penalty = o.presence_penalty;
+  sp.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
+  Sampler sampler(sp, static_cast<int32_t>((*ctx)->n_vocab()));
+  for (int32_t t : prompt) sampler.accept(t);
+  StreamDecoder decoder(*tok);
+  StopMatcher stops(o.stop);
+
+  const auto t_prompt = Clock::now();
+  Batch batch;
+  std::span<const float> logits;
+  const int64_t n_batch = (*ctx)->params().n_batch;
+  for (size_t i = 0; i < prompt.size(); i += static_cast<size_t>(n_batch)) {
+    batch.clear();
+    const size_t end = std::min(prompt.size(), i + static_cast<size_t>(n_batch));
+    for (size_t j = i; j < end; ++j) batch.add(prompt[j], 0, j + 1 == prompt.size());
+    auto r = (*ctx)->decode(batch);
+    if (!r) return fail(r.error().message);
+    logits = *r;
+  }
+  const double prompt_s = seconds_since(t_prompt);
+
+  const auto t_gen = Clock::now();
+  double ttft_s = 0.0;
+  int n_gen = 0;
+  std::string end_reason = "token limit";
+  while (n_gen < o.n_predict) {
+    const int32_t next = sampler.sample(logits);
+    if (n_gen == 0) ttft_s = seconds_since(t_prompt);
+    ++n_gen;
+    if (!o.ignore_eos && tok->is_eog(next)) {
+      end_reason = "end of generation token";
+      break;
+    }
+    sampler.accept(next);
+    const std::string shown = stops.push(decoder.push(next));
+    std::fwrite(shown.data(), 1, shown.size(), stdout);
+    std::fflush(stdout);
+    if (stops.stopped()) {
+      end_reason = fmt::format("stop string {:?}", stops.matched());
+      break;
+    }
+    if (n_gen == o.n_predict) break;
+    if ((*ctx)->kv().seq_length(0) >= (*ctx)->n_ctx()) {
+      end_reason = fmt::format("context full ({} tokens; raise --ctx)", (*ctx)->n_ctx());
+      break;
+    }
+    batch.clear();
+    batch.add(next, 0, true);
+    auto r = (*ctx)->decode(batch);
+    if (!r) return fail(r.error().message);
+    logits = *r;
+  }
+  if (!stops.stopped()) {
+    const std::string rest = stops.push(decoder.flush()) + stops.flush();
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+  }
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  const double gen_s = seconds_since(t_gen);
+
+  auto rate = [](double n, double s) { return s > 0 ? n / s : 0.0; };
+  std::fprintf(stderr,
+               "\n%s (%s, %s, %d threads, ctx %lld, %s KV)\n"
+               "load:        %8.3f s\n"
+               "prompt:      %5zu tokens in %8.3f s = %8.2f tok/s\n"
+               "generation:  %5d tokens in %8.3f s = %8.2f tok/s\n"
+               "first token: %8.3f s after the prompt was submitted\n"
+               "stopped by:  %s\n",
+               o.model.c_str(), (*model)->describe().c_str(), kernels::kernels().name, (*ctx)->pool().n_threads(),
+               static_cast<long long>((*ctx)->n_ctx()), std::string(type_name(*kv_type)).c_str(), load_s,
+               prompt.size(), prompt_s, rate(double(prompt.size()), prompt_s), n_gen, gen_s, rate(n_gen, gen_s),
+               ttft_s, end_reason.c_str());
+  return 0;
+}
+
+CommandRunner setup(CLI::App& root) {
+  auto o = std::make_shared<RunOptions>();
+  auto* cmd = root.add_subcommand("run", "Generate text from a prompt, streamed to stdout");
+  cmd->add_option("--model,-m", o->model, "GGUF model file")->required();
+  cmd->add_option("--prompt,-p", o->prompt, "Prompt text");
+  cmd->add_option("--file,-f", o->file, "Read the prompt from a file");
+  cmd->add_flag("--chat", o->chat, "Wrap the prompt in the model's chat template (a user message)");
+  cmd->add_option("--system", o->system, "System message (with --chat)");
+  cmd->add_option("-n,--n-predict", o->n_predict, "Most tokens to generate (default 256)");
+  cmd->add_option("--temp", o->temp, "Temperature; 0 = greedy (default 0.8)");
+  cmd->add_option("--top-p", o->top_p, "Top-p (default 0.95; 1 = off)");
+  cmd->add_option("--top-k", o->top_k, "Top-k (default 40; 0 = off)");
+  cmd->add_option("--min-p", o->min_p, "Min-p (default 0.05; 0 = off)");
+  cmd->add_option("--repeat-penalty", o->repeat_penalty, "Repetition penalty (default 1 = off)");
+  cmd->add_option("--repeat-last-n", o->repeat_last_n, "Tokens the penalties look back over (default 64)");
+  cmd->add_option("--frequency-penalty", o->frequency_penalty, "Frequency penalty (default 0)");
+  cmd->add_option("--presence-penalty", o->presence_penalty, "Presence penalty (default 0)");
+  cmd->add_option("--seed,-s", o->seed, "Random seed (default: random)");
+  cmd->add_option("--ctx,-c", o->ctx, "Context size in tokens (default: training context, at most 4096)");
+  cmd->add_option("--batch,-b", o->batch, "Prompt tokens per forward pass (default 512)");
+  cmd->add_option("--threads,-t", o->threads, "Threads (default: usable cores)");
+  cmd->add_option("--kv-type", o->kv_type, "KV cache type: f16 (default), q8_0, bf16, f32");
+  cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-generation tokens");
+  cmd->add_option("--stop", o->stop, "Stop string (repeatable); never printed");
+  return [o] { return run(*o); };
+}
+
+CODEY_REGISTER_COMMAND(run, setup);
+
+}  // namespace
+}  // namespace codey::cli
