@@ -6,6 +6,7 @@
 #include <span>
 
 #include "codey/base.h"
+#include "codey/gguf.h"
 #include "codey/tensor.h"
 
 namespace codey {
@@ -19,5 +20,9 @@ void parallel_rows(int threads, int64_t n_rows, const std::function<void(int64_t
 // distinct rows), encodes them as dst_type and streams them to `out`.
 Status convert_rows(TensorType dst_type, int64_t row_len, int64_t n_rows, int threads, ChunkWriter& out,
                     const std::function<void(int64_t row, float* dst)>& make_row);
+
+// Finishes a file written to `tmp` and renames it to `output`, so a failed
+// write never leaves a partial file under the output name. Returns its size.
+Result<uint64_t> publish_output(GgufWriter& w, const std::string& tmp, const std::string& output);
 
 }  // namespace codey

@@ -48,6 +48,18 @@ Status convert_rows(TensorType dst_type, int64_t row_len, int64_t n_rows, int th
   return {};
 }
 
+Result<uint64_t> publish_output(GgufWriter& w, const std::string& tmp, const std::string& output) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (auto st = w.finish(); !st) {
+    fs::remove(tmp, ec);
+    return std::unexpected(st.error());
+  }
+  fs::rename(tmp, output, ec);
+  if (ec) return make_error(ErrorCode::kIo, "cannot rename {} to {}: {}", tmp, output, ec.message());
+  return static_cast<uint64_t>(fs::file_size(output, ec));
+}
+
 Result<QuantizeReport> quantize_file(const QuantizeOptions& o, const ProgressFn& progress) {
   namespace fs = std::filesystem;
   auto target = parse_quant_target(o.target);
@@ -105,13 +117,9 @@ Result<QuantizeReport> quantize_file(const QuantizeOptions& o, const ProgressFn&
       return std::unexpected(st.error());
     }
   }
-  if (auto st = w.finish(); !st) {
-    fs::remove(tmp, ec);
-    return std::unexpected(st.error());
-  }
-  fs::rename(tmp, o.output, ec);
-  if (ec) return make_error(ErrorCode::kIo, "cannot rename {} to {}: {}", tmp, o.output, ec.message());
-  report.output_bytes = fs::file_size(o.output, ec);
+  auto size = publish_output(w, tmp, o.output);
+  if (!size) return std::unexpected(size.error());
+  report.output_bytes = *size;
   report.seconds = seconds_since(t0);
   return report;
 }

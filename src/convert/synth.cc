@@ -276,13 +276,9 @@ Result<QuantizeReport> synth_model(const SynthOptions& o, const ProgressFn& prog
       return std::unexpected(st.error());
     }
   }
-  if (auto st = w.finish(); !st) {
-    fs::remove(tmp, ec);
-    return std::unexpected(st.error());
-  }
-  fs::rename(tmp, o.output, ec);
-  if (ec) return make_error(ErrorCode::kIo, "cannot rename {} to {}: {}", tmp, o.output, ec.message());
-  report.output_bytes = fs::file_size(o.output, ec);
+  auto size = publish_output(w, tmp, o.output);
+  if (!size) return std::unexpected(size.error());
+  report.output_bytes = *size;
   report.seconds = seconds_since(t0);
   return report;
 }
