@@ -280,7 +280,7 @@ struct Parser {
     if (k == "top_k") return set_i(s.top_k, 0, 1 << 30);
     if (k == "top_p") return set_f(s.top_p, 0, 1);
     if (k == "min_p") return set_f(s.min_p, 0, 1);
-    if (k == "repeat_penalty") return set_f(s.repeat_penalty, 0, 100);
+    if (k == "repeat_penalty") return set_f(s.repeat_penalty, 0.01, 100);
     if (k == "repeat_last_n") return set_i(s.repeat_last_n, 0, 1 << 20);
     if (k == "presence_penalty") return set_f(s.presence_penalty, -100, 100);
     if (k == "frequency_penalty") return set_f(s.frequency_penalty, -100, 100);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "codey/sampling.h"
 #include "runtime/internal.h"
 
 namespace codey {
@@ -13,43 +14,6 @@ using rt::ModelEntry;
 using rt::Request;
 
 namespace {
-
-// Text held back while it may still become a stop string.
-struct StopMatcher {
-  std::vector<std::string> stops;
-  std::string held;
-
-  // Adds text; returns what can be emitted now and sets `matched` when a stop
-  // string completed (text from it on is dropped).
-  std::string push(std::string_view text, std::string& matched) {
-    held += text;
-    if (stops.empty()) return std::exchange(held, {});
-    size_t best = std::string::npos;
-    for (const auto& s : stops) {
-      const size_t p = held.find(s);
-      if (p < best) {
-        best = p;
-        matched = s;
-      }
-    }
-    if (best != std::string::npos) {
-      std::string out = held.substr(0, best);
-      held.clear();
-      return out;
-    }
-    // Keep the longest tail that is a proper prefix of some stop string.
-    size_t keep = 0;
-    for (const auto& s : stops)
-      for (size_t k = std::min(s.size() - 1, held.size()); k > keep; --k)
-        if (std::string_view(held).substr(held.size() - k) == std::string_view(s).substr(0, k)) {
-          keep = k;
-          break;
-        }
-    std::string out = held.substr(0, held.size() - keep);
-    held.erase(0, held.size() - keep);
-    return out;
-  }
-};
 
 struct Slot {
   int index = 0;
@@ -135,8 +99,10 @@ void Scheduler::run() {
     }
     if (!incoming.empty()) rt_.update_positions(e_);
     if (e_.running.empty()) {
-      e_.state = ModelState::kLoaded;
+      // Leaving to unload: the state stays as the evictor set it (unloading),
+      // so nobody counts this model's memory as committed meanwhile.
       if (e_.stop || rt_.shutting_down) return;
+      e_.state = ModelState::kLoaded;
       const Millis ttl = e_.cfg.pinned ? Millis(-1) : e_.ttl;
       if (ttl.count() == 0) return;  // keep_alive 0: unload once nothing runs
       auto wake = [&] { return !e_.queue.empty() || e_.stop || rt_.shutting_down; };
@@ -276,9 +242,9 @@ void Scheduler::start(std::shared_ptr<Request> r) {
   if (!sampler) return fail(*s, RequestErrorCode::kInvalidRequest, sampler.error().message);
   s->sampler = std::move(*sampler);
   s->decoder.emplace(inst_.tokenizer());
-  s->stop = StopMatcher{};
-  s->stop.stops = e_.cfg.stop;
-  s->stop.stops.insert(s->stop.stops.end(), q.stop.begin(), q.stop.end());
+  std::vector<std::string> stops = e_.cfg.stop;
+  stops.insert(stops.end(), q.stop.begin(), q.stop.end());
+  s->stop = StopMatcher(std::move(stops));
   s->max_tokens = q.max_tokens && *q.max_tokens > 0 ? *q.max_tokens : e_.cfg.max_tokens;
   s->deadline = q.deadline.value_or(e_.cfg.deadline);
 
@@ -421,14 +387,13 @@ void Scheduler::on_logits(Slot& s, std::span<const float> row) {
   s.last_token = now;
   const Tokenizer& tok = inst_.tokenizer();
   if (!q.ignore_eog && tok.is_eog(t)) return finish(s, FinishReason::kStop);
-  std::string matched;
-  std::string text = s.stop.push(s.decoder->push(t), matched);
+  std::string text = s.stop.push(s.decoder->push(t));
   Event ev;
   ev.type = EventType::kToken;
   ev.token = t;
   ev.text = std::move(text);
   s.r->push(std::move(ev));
-  if (!matched.empty()) return finish(s, FinishReason::kStop, matched);
+  if (s.stop.stopped()) return finish(s, FinishReason::kStop, s.stop.matched());
   if (q.constraint && q.constraint->done()) return finish(s, FinishReason::kStop);
   if (s.max_tokens > 0 && s.n_gen >= s.max_tokens) return finish(s, FinishReason::kLength);
   s.next = t;
@@ -438,8 +403,8 @@ void Scheduler::finish(Slot& s, FinishReason reason, std::string stop_string) {
   const auto now = Clock::now();
   if (stop_string.empty() && s.decoder) {
     // Held-back text (a partial stop string or character) belongs to the output.
-    std::string rest = s.stop.held + s.decoder->flush();
-    s.stop.held.clear();
+    std::string rest = s.stop.push(s.decoder->flush());
+    rest += s.stop.flush();
     if (!rest.empty()) {
       Event ev;
       ev.type = EventType::kToken;
