@@ -72,15 +72,22 @@ Result<ChatTemplate> ChatTemplate::parse_or_default(std::optional<std::string_vi
 
 const std::string& ChatTemplate::source() const { return impl_->source; }
 
-Result<std::string> ChatTemplate::render_with(const nlohmann::ordered_json& variables,
-                                              std::optional<std::tm> now) const {
-  if (!variables.is_object() && !variables.is_null())
-    return make_error(ErrorCode::kInvalidArgument, "template variables must be a JSON object, got {}",
-                      variables.type_name());
+namespace {
+
+// Bytes of text in a JSON value: the rendered prompt is about that long.
+size_t text_bytes(const nlohmann::ordered_json& j) {
+  if (j.is_string()) return j.get_ref<const std::string&>().size();
+  size_t n = 0;
+  if (j.is_structured())
+    for (const auto& e : j) n += text_bytes(e) + 16;
+  return n;
+}
+
+Result<std::string> render_dict(const jinja::Body& body, const std::vector<std::string>& root_undefined,
+                                const jinja::Dict& vars, std::optional<std::tm> now, size_t size_hint = 0) {
   try {
-    jinja::Value vars = jinja::from_json(variables.is_null() ? nlohmann::ordered_json::object() : variables);
     jinja::Interpreter interp(jinja::RenderOptions{now});
-    return interp.render(impl_->body, vars.dict(), impl_->root_undefined);
+    return interp.render(body, vars, root_undefined, size_hint);
   } catch (const jinja::JinjaError& e) {
     return std::unexpected(to_error(e, false));
   } catch (const std::bad_alloc&) {
@@ -90,21 +97,38 @@ Result<std::string> ChatTemplate::render_with(const nlohmann::ordered_json& vari
   }
 }
 
+}  // namespace
+
+Result<std::string> ChatTemplate::render_with(const nlohmann::ordered_json& variables,
+                                              std::optional<std::tm> now) const {
+  if (!variables.is_object() && !variables.is_null())
+    return make_error(ErrorCode::kInvalidArgument, "template variables must be a JSON object, got {}",
+                      variables.type_name());
+  jinja::Dict vars;
+  if (variables.is_object())
+    for (const auto& [k, v] : variables.items()) vars.set(jinja::Value::string(k), jinja::from_json(v));
+  return render_dict(impl_->body, impl_->root_undefined, vars, now);
+}
+
 Result<std::string> ChatTemplate::render(const ChatTemplateInputs& in) const {
   if (!in.messages.is_array())
     return make_error(ErrorCode::kInvalidArgument, "messages must be a JSON array, got {}", in.messages.type_name());
   if (!in.extra_context.is_null() && !in.extra_context.is_object())
     return make_error(ErrorCode::kInvalidArgument, "extra template variables must be a JSON object, got {}",
                       in.extra_context.type_name());
-  nlohmann::ordered_json vars = nlohmann::ordered_json::object();
-  vars["messages"] = in.messages;
-  if (!in.tools.is_null()) vars["tools"] = in.tools;
-  vars["add_generation_prompt"] = in.add_generation_prompt;
-  vars["bos_token"] = in.bos_token;
-  vars["eos_token"] = in.eos_token;
+  // Built straight from the inputs: a conversation can be megabytes, so no
+  // intermediate JSON copy.
+  using jinja::Value;
+  jinja::Dict vars;
+  vars.set(Value::string("messages"), jinja::from_json(in.messages));
+  if (!in.tools.is_null()) vars.set(Value::string("tools"), jinja::from_json(in.tools));
+  vars.set(Value::string("add_generation_prompt"), Value::boolean(in.add_generation_prompt));
+  vars.set(Value::string("bos_token"), Value::string(in.bos_token));
+  vars.set(Value::string("eos_token"), Value::string(in.eos_token));
   if (in.extra_context.is_object())
-    for (const auto& [k, v] : in.extra_context.items()) vars[k] = v;
-  return render_with(vars, in.now);
+    for (const auto& [k, v] : in.extra_context.items()) vars.set(Value::string(k), jinja::from_json(v));
+  const size_t hint = text_bytes(in.messages) + 4096;
+  return render_dict(impl_->body, impl_->root_undefined, vars, in.now, hint);
 }
 
 }  // namespace codey

@@ -2,6 +2,7 @@
 // Python operator semantics, matching what Jinja's compiled code does.
 #include "chat/interpreter.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -359,11 +360,13 @@ FramePtr Interpreter::enter(FramePtr parent, const std::vector<std::string>& und
 
 // ---- rendering
 
-std::string Interpreter::render(const Body& body, const Dict& vars, const std::vector<std::string>& root_undefined) {
+std::string Interpreter::render(const Body& body, const Dict& vars, const std::vector<std::string>& root_undefined,
+                                size_t size_hint) {
   FramePtr root = new_frame(nullptr);
   for (const auto& [k, v] : vars.entries()) root->set(to_str(k), v);
   bind_undefined(root, root_undefined);
   std::string out;
+  out.reserve(std::min(size_hint, output_limit_));
   OutputSwap swap(out_, &out);
   exec_body(body, root);
   return out;

@@ -43,7 +43,10 @@ class Interpreter {
   Interpreter& operator=(const Interpreter&) = delete;
 
   // Renders `body` with `vars` as the template's variables.
-  std::string render(const Body& body, const Dict& vars, const std::vector<std::string>& root_undefined);
+  // `size_hint`: expected output bytes (reserved up front; prompts of
+  // megabytes would otherwise be re-copied as the output grows).
+  std::string render(const Body& body, const Dict& vars, const std::vector<std::string>& root_undefined,
+                     size_t size_hint = 0);
 
   // For builtins and objects.
   Value call(const Value& callee, CallArgs args);
