@@ -130,12 +130,14 @@ class Model {
  private:
   explicit Model(GgufFile file) : file_(std::move(file)) {}
   Status load_tensors();
+  void repack_weights();
 
   GgufFile file_;
   const ArchSpec* arch_ = nullptr;
   HParams hp_;
   ModelWeights w_;
   std::vector<std::vector<float>> owned_f32_;  // 1-D tensors stored in other types, decoded once
+  std::vector<std::vector<uint8_t>> packed_;   // matrices in the kernel table's layout (Matrix::packed)
   size_t weight_bytes_ = 0;
   uint64_t n_params_ = 0;
 };

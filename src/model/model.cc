@@ -1,6 +1,10 @@
 // Model loading: hyper-parameters from GGUF metadata, tensors checked for
 // shape and type and used in place from the mapping.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "codey/model.h"
@@ -144,7 +148,40 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
   CODEY_TRY(read_common_hparams(m->file_, m->hp_));
   CODEY_TRY(m->arch_->load_hparams(m->file_, m->hp_));
   CODEY_TRY(m->load_tensors());
+  m->repack_weights();
   return m;
+}
+
+// Matrices go to the kernel table's own layout once, at load (rows
+// interleaved so one SIMD pass yields several outputs). A repacked matrix's
+// file pages are never read again, so they are released from this process:
+// resident memory holds one copy of the weights. CODEY_REPACK=0 keeps the
+// plain layout (for measuring what repacking buys).
+void Model::repack_weights() {
+  const auto& kt = kernels::kernels();
+  const char* env = std::getenv("CODEY_REPACK");
+  if (!kt.repack || (env && std::string_view(env) == "0")) return;
+  std::vector<kernels::Matrix*> mats;
+  for (auto& L : w_.layers)
+    for (kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) mats.push_back(m);
+  mats.push_back(&w_.output);
+  packed_.resize(mats.size());
+  const long page = sysconf(_SC_PAGESIZE);
+  ThreadPool pool(0);
+  pool.parallel_for(static_cast<int64_t>(mats.size()), 1, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      kernels::Matrix& m = *mats[static_cast<size_t>(i)];
+      auto& packed = packed_[static_cast<size_t>(i)];
+      packed = kt.repack(m);
+      if (packed.empty()) continue;
+      m.packed = packed.data();
+      if (&m == &w_.output && w_.tied_output) continue;  // token_embd rows are still looked up
+      if (!file_.mapping()) continue;  // bytes owned by the caller (not a file mapping): leave them
+      const auto begin = (reinterpret_cast<uintptr_t>(m.data) + page - 1) / page * page;
+      const auto end = (reinterpret_cast<uintptr_t>(m.data) + m.row_bytes * static_cast<size_t>(m.rows)) / page * page;
+      if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+    }
+  });
 }
 
 Status Model::load_tensors() {

@@ -1,7 +1,9 @@
-// The AVX-512 table (F, BW, VL, DQ, VNNI): 16-row integer matmul with vpdpbusd
-// and 512-bit elementwise ops; everything else from the scalar reference.
+// The AVX-512 table (F, BW, VL, DQ, VNNI): 16-row integer matmul with vpdpbusd,
+// flash-style attention and 512-bit elementwise ops (get_row from ref).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positives in avx512fintrin.h
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include "kernels/x86/matmul_impl.h"
+#include "kernels/x86/ops_impl.h"
 
 namespace codey::kernels {
 
@@ -12,6 +14,13 @@ const KernelTable& avx512_kernel_table() {
     t.matmul_workspace = x86::matmul_workspace_impl<x86::Zmm>;
     t.matmul = x86::matmul_impl<x86::Zmm>;
     t.repack = x86::repack_impl<x86::Zmm>;
+    t.attention = x86::attention_impl<x86::Zmm>;
+    t.rms_norm = x86::rms_norm_impl<x86::Zmm>;
+    t.rope = x86::rope_impl<x86::Zmm>;
+    t.swiglu = x86::swiglu_impl<x86::Zmm>;
+    t.geglu = x86::geglu_impl<x86::Zmm>;
+    t.softmax = x86::softmax_impl<x86::Zmm>;
+    t.store_row = x86::store_row_impl<x86::Zmm>;
     return t;
   }();
   return table;

@@ -454,7 +454,7 @@ void tile(const uint8_t* grp, int64_t n_rec, const ActLayout& L, const uint8_t* 
 // handed out dynamically; a chunk runs every token tile over its groups, so a
 // token tile stays in L1 while the chunk's weights stay in L2.
 
-constexpr int kMaxTile = 8;              // tokens per micro-kernel call
+constexpr int kMaxTile = 16;             // most tokens per micro-kernel call (S::kTile)
 constexpr int64_t kMaxChunkGroups = 16;  // bound on groups packed on the fly
 constexpr size_t kChunkBytes = 192 * 1024;
 
@@ -515,10 +515,10 @@ void matmul_typed(const Matrix& w, const float* x, int64_t m, int64_t ldx, float
       const int64_t g0 = c * per_chunk, g1 = std::min(n_groups, g0 + per_chunk);
       if (!packed)
         for (int64_t g = g0; g < g1; ++g) pack_group(w, g * R, R, my_scratch + static_cast<size_t>(g - g0) * gb);
-      for (int64_t t0 = 0; t0 < m; t0 += kMaxTile) {
-        const int nt = static_cast<int>(std::min<int64_t>(kMaxTile, m - t0));
+      for (int64_t t0 = 0; t0 < m; t0 += S::kTile) {
+        const int nt = static_cast<int>(std::min<int64_t>(S::kTile, m - t0));
         const uint8_t* a[kMaxTile];
-        for (int t = 0; t < kMaxTile; ++t)  // past the end: repeat the last token, results dropped
+        for (int t = 0; t < S::kTile; ++t)  // past the end: repeat the last token, results dropped
           a[t] = act + static_cast<size_t>(t0 + std::min(t, nt - 1)) * L.stride;
         for (int64_t g = g0; g < g1; ++g) {
           const uint8_t* grp = packed ? packed + static_cast<size_t>(g) * gb : my_scratch + static_cast<size_t>(g - g0) * gb;
@@ -529,10 +529,12 @@ void matmul_typed(const Matrix& w, const float* x, int64_t m, int64_t ldx, float
             tile<S, P, 1>(grp, n_rec, L, a, out, nt, n_rows);
           else if (nt == 2)
             tile<S, P, 2>(grp, n_rec, L, a, out, nt, n_rows);
-          else if (nt <= 4)
+          else if (nt <= 4 || S::kTile <= 4)
             tile<S, P, 4>(grp, n_rec, L, a, out, nt, n_rows);
+          else if (nt <= 8 || S::kTile <= 8)
+            tile<S, P, std::min(8, S::kTile)>(grp, n_rec, L, a, out, nt, n_rows);
           else
-            tile<S, P, kMaxTile>(grp, n_rec, L, a, out, nt, n_rows);
+            tile<S, P, S::kTile>(grp, n_rec, L, a, out, nt, n_rows);
         }
       }
     }

@@ -24,6 +24,7 @@ inline int32_t load_i32(const void* p) {
 // <= 128 (every unsigned weight here is <= 63); signed weights use dot_signed.
 struct Ymm {
   static constexpr int R = 8;
+  static constexpr int kTile = 4;  // tokens per matmul micro-kernel: 16 registers
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
   static constexpr bool kVnni = true;
 #else
@@ -69,6 +70,32 @@ struct Ymm {
 
   static F fzero() { return _mm256_setzero_ps(); }
   static F fset1(float v) { return _mm256_set1_ps(v); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static F fmax(F a, F b) { return _mm256_max_ps(a, b); }
+  static F fmin(F a, F b) { return _mm256_min_ps(a, b); }
+  static F div(F a, F b) { return _mm256_div_ps(a, b); }
+  static F fnma(F a, F b, F c) { return _mm256_fnmadd_ps(a, b, c); }
+  static F round_near(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static I cvtt(F a) { return _mm256_cvttps_epi32(a); }
+  static F pow2i(I n) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23)); }
+  static void storef(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static float hmax(F v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+  }
+  // Lanes [0, n) loaded, the rest `fill`.
+  static F load_partial(const float* p, int n, float fill) {
+    alignas(32) float t[R];
+    for (int i = 0; i < R; ++i) t[i] = i < n ? p[i] : fill;
+    return _mm256_load_ps(t);
+  }
+  static void store_partial(float* p, F v, int n) { store(p, v, n); }
+  static void store_h(void* p, F v) {
+    _mm_storeu_si128(static_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
   static F cvt(I a) { return _mm256_cvtepi32_ps(a); }
   static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
   static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
@@ -82,6 +109,11 @@ struct Ymm {
   static I load_i8x(const void* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))); }
   static I and32(I a, int32_t m) { return _mm256_and_si256(a, _mm256_set1_epi32(m)); }
   static I shr32_4(I a) { return _mm256_srli_epi32(a, 4); }
+  static I shr32_1(I a) { return _mm256_srai_epi32(a, 1); }
+  static I sub32(I a, I b) { return _mm256_sub_epi32(a, b); }
+  static F swap_pairs(F a) { return _mm256_permute_ps(a, 0xB1); }
+  // r where x >= lim, else 0.
+  static F zero_below(F r, F x, float lim) { return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(lim), _CMP_LT_OQ), r); }
   static void store(float* y, F v, int n) {
     if (n == R) {
       _mm256_storeu_ps(y, v);
@@ -100,8 +132,12 @@ struct Ymm {
 };
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#ifndef CODEY_ZMM_TILE
+#define CODEY_ZMM_TILE 8
+#endif
 struct Zmm {
   static constexpr int R = 16;
+  static constexpr int kTile = CODEY_ZMM_TILE;  // tokens per matmul micro-kernel: 32 registers
   static constexpr bool kVnni = true;
   using I = __m512i;
   using F = __m512;
@@ -132,6 +168,24 @@ struct Zmm {
 
   static F fzero() { return _mm512_setzero_ps(); }
   static F fset1(float v) { return _mm512_set1_ps(v); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F fmax(F a, F b) { return _mm512_max_ps(a, b); }
+  static F fmin(F a, F b) { return _mm512_min_ps(a, b); }
+  static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static F fnma(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
+  static F round_near(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static I cvtt(F a) { return _mm512_cvttps_epi32(a); }
+  static F pow2i(I n) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23)); }
+  static void storef(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static float hmax(F v) { return _mm512_reduce_max_ps(v); }
+  static F load_partial(const float* p, int n, float fill) {
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>((1u << n) - 1), p);
+  }
+  static void store_partial(float* p, F v, int n) { store(p, v, n); }
+  static void store_h(void* p, F v) {
+    _mm256_storeu_si256(static_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
   static F cvt(I a) { return _mm512_cvtepi32_ps(a); }
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
@@ -145,6 +199,12 @@ struct Zmm {
   static I load_i8x(const void* p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
   static I and32(I a, int32_t m) { return _mm512_and_si512(a, _mm512_set1_epi32(m)); }
   static I shr32_4(I a) { return _mm512_srli_epi32(a, 4); }
+  static I shr32_1(I a) { return _mm512_srai_epi32(a, 1); }
+  static I sub32(I a, I b) { return _mm512_sub_epi32(a, b); }
+  static F swap_pairs(F a) { return _mm512_permute_ps(a, 0xB1); }
+  static F zero_below(F r, F x, float lim) {
+    return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, _mm512_set1_ps(lim), _CMP_LT_OQ), _mm512_setzero_ps());
+  }
   static void store(float* y, F v, int n) {
     if (n == R)
       _mm512_storeu_ps(y, v);
