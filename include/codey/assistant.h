@@ -367,7 +367,9 @@ struct TaskResult {
   double generation_s = 0;            // sum over attempts, submit to done
   int64_t generated_tokens = 0;
   bool checks_passed() const;         // no check failed
-  std::string summary() const;        // what was written, what passed, timings
+  // What was written, what passed, timings; `with_route`: also the route
+  // and model lines (a front end that showed them as they happened omits them).
+  std::string summary(bool with_route = true) const;
 };
 
 // A task or chat turn on a Runtime. Thread-compatible: one task at a time.

@@ -339,13 +339,15 @@ bool TaskResult::checks_passed() const {
   return std::none_of(checks.begin(), checks.end(), [](const CheckOutcome& c) { return c.status == CheckStatus::kFailed; });
 }
 
-std::string TaskResult::summary() const {
+std::string TaskResult::summary(bool with_route) const {
   std::string s;
-  if (route.forced) s += fmt::format("route: {} (chosen)\n", route.route);
-  else s += fmt::format("route: {} ({}, {:.2f} s)\n", route.route, route.reason, route.seconds);
+  if (with_route) {
+    if (route.forced) s += fmt::format("route: {} (chosen)\n", route.route);
+    else s += fmt::format("route: {} ({}, {:.2f} s)\n", route.route, route.reason, route.seconds);
+  }
   const double tps = generation_s > 0 ? double(generated_tokens) / generation_s : 0;
-  s += fmt::format("model: {} - {} tokens in {:.1f} s ({:.1f} tok/s{})\n", model, generated_tokens, generation_s, tps,
-                   repairs > 0 ? fmt::format(", {} answers", repairs + 1) : "");
+  s += fmt::format("{}{} tokens in {:.1f} s ({:.1f} tok/s overall{})\n", with_route ? "model: " + model + " - " : "answer: ",
+                   generated_tokens, generation_s, tps, repairs > 0 ? fmt::format(", {} answers", repairs + 1) : "");
   if (cancelled) {
     s += "cancelled: nothing written\n";
     return s;

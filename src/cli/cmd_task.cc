@@ -46,19 +46,22 @@ int run(const TaskCli& c) {
     std::fprintf(stderr, "route: %s (%s, %.2f s)\n", d.route.c_str(), d.reason.c_str(), d.seconds);
   };
   ev.on_generation_start = [&](int attempt, const std::string& model) {
-    if (c.quiet) return;
+    // Which model answers is status (stderr), shown with --quiet too.
     std::fflush(stdout);
     if (attempt == 0) std::fprintf(stderr, "model: %s\n", model.c_str());
   };
+  char last_char = '\n';
   ev.on_text = [&](std::string_view t) {
-    if (c.quiet) return;
+    if (c.quiet || t.empty()) return;
+    last_char = t.back();
     std::fwrite(t.data(), 1, t.size(), stdout);
     if (tty_out) std::fflush(stdout);
   };
   ev.on_progress = [&](const GenerationProgress& p) { status.show(format_progress(p)); };
   ev.on_generation_end = [&](int, const Timings& t) {
     status.end();
-    if (!c.quiet) std::printf("\n");
+    if (!c.quiet && last_char != '\n') std::printf("\n");
+    last_char = '\n';
     std::fflush(stdout);
     std::fprintf(stderr, "[%lld tokens, %.1f tok/s, prompt %lld tokens in %.2f s%s]\n",
                  static_cast<long long>(t.generated_tokens), t.generation_tps(),
@@ -82,7 +85,7 @@ int run(const TaskCli& c) {
   status.end();
   if (!r) return fail(r.error().message);
   std::fflush(stdout);
-  std::fprintf(stderr, "%s", r->summary().c_str());
+  std::fprintf(stderr, "%s", r->summary(/*with_route=*/false).c_str());
   if (r->cancelled) return 130;
   if (c.dry_run) {
     for (const auto& b : r->blocks) {
