@@ -1,0 +1,59 @@
+// Server layer: `codey serve`, the OpenAI- and Ollama-compatible HTTP API on
+// top of the runtime (chat, completions with fill-in-the-middle, model
+// listing, streaming by SSE / NDJSON), plus /health, /metrics and model
+// load/unload. Binds to loopback by default.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "codey/base.h"
+#include "codey/runtime.h"
+
+namespace codey {
+
+struct ServerOptions {
+  ServerConfig config;        // host, port (0 = any free port), api_key ("env:NAME" allowed), max_body, shutdown_grace
+  int http_threads = 0;       // connection threads; 0 = every slot and queue place of every model, plus spare
+  std::string version = "0.0.0";  // reported by /api/version and in system_fingerprint
+};
+
+// Routes (all but /health need "Authorization: Bearer <key>" when a key is set):
+//   OpenAI   POST /v1/chat/completions, POST /v1/completions, GET /v1/models[/<id>]
+//   Ollama   POST /api/generate, POST /api/chat, GET /api/tags, GET /api/ps,
+//            POST /api/show, GET /api/version
+//   codey    GET /health, GET /metrics, GET /codey/status,
+//            POST /codey/models/<name>/load, POST /codey/models/<name>/unload
+class Server {
+ public:
+  // `runtime` must outlive the server. Errors: an api_key "env:NAME" whose
+  // variable is unset or empty.
+  static Result<std::unique_ptr<Server>> create(Runtime& runtime, ServerOptions options);
+  ~Server();  // shutdown(0) if still serving
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds host:port (port 0: a free one; see port()). Errors name the address.
+  Status bind();
+  int port() const;
+  // Accepts and serves connections until shutdown(); blocks. Returns when
+  // every connection is closed.
+  void serve();
+  // Graceful stop: refuses new connections and new requests (503), lets
+  // running requests finish for `grace`, cancels the rest and unloads the
+  // runtime's models. Thread-safe, idempotent; returns once the runtime is
+  // shut down (serve() returns when the last connection closes).
+  void shutdown(Millis grace);
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// api_key as configured: "" (no key), "env:NAME" (from the environment), or the key.
+Result<std::string> resolve_api_key(std::string_view configured);
+
+}  // namespace codey

@@ -1,0 +1,154 @@
+// `codey serve [--config codey.yaml] [--host H] [--port P] [--model FILE ...]`:
+// the OpenAI- and Ollama-compatible HTTP server. Without a config, the GGUF
+// files given with --model are served under their file names (stem).
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "cli/command.h"
+#include "codey/runtime.h"
+#include "codey/server.h"
+
+namespace codey::cli {
+namespace {
+
+struct ServeCli {
+  std::string config;
+  std::string host;
+  int port = -1;
+  std::vector<std::string> models;
+  std::string api_key;
+  std::string budget;
+  int parallel = 0;
+  int64_t ctx = 0;
+  double grace_s = -1;
+};
+
+Result<RuntimeConfig> build_config(const ServeCli& c) {
+  namespace fs = std::filesystem;
+  RuntimeConfig cfg;
+  if (!c.config.empty()) {
+    auto loaded = load_config(c.config);
+    if (!loaded) return std::unexpected(loaded.error());
+    cfg = std::move(*loaded);
+  } else if (c.models.empty()) {
+    if (fs::exists("codey.yaml")) {
+      auto loaded = load_config("codey.yaml");
+      if (!loaded) return std::unexpected(loaded.error());
+      cfg = std::move(*loaded);
+    } else {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "nothing to serve: give --config codey.yaml or --model FILE.gguf (no ./codey.yaml either)");
+    }
+  } else {
+    cfg.memory_budget_auto = true;
+    cfg.memory_budget = auto_memory_budget();
+    cfg.threads = usable_cores();
+  }
+  // Quick mode: each file under its stem, with the built-in model defaults.
+  for (const auto& file : c.models) {
+    std::error_code ec;
+    const fs::path p = fs::absolute(file, ec);
+    if (ec || !fs::is_regular_file(p))
+      return make_error(ErrorCode::kNotFound, "--model {}: no such file", file);
+    ModelConfig m;
+    m.name = p.stem().string();
+    m.path = p.string();
+    if (c.parallel > 0) m.parallel = c.parallel;
+    if (c.ctx > 0) {
+      m.ctx = c.ctx;
+      m.ctx_auto = false;
+    }
+    if (cfg.find_model(m.name))
+      return make_error(ErrorCode::kInvalidArgument, "--model {}: a model named '{}' is already configured", file, m.name);
+    cfg.models.push_back(std::move(m));
+  }
+  if (!c.budget.empty()) {
+    if (c.budget == "auto") {
+      cfg.memory_budget_auto = true;
+      cfg.memory_budget = auto_memory_budget();
+    } else {
+      auto b = parse_bytes(c.budget);
+      if (!b || *b == 0) return make_error(ErrorCode::kInvalidArgument, "--memory-budget: expected a size like 8GiB, got '{}'", c.budget);
+      cfg.memory_budget = *b;
+      cfg.memory_budget_auto = false;
+    }
+  }
+  if (!c.host.empty()) cfg.server.host = c.host;
+  if (c.port >= 0) cfg.server.port = c.port;
+  if (!c.api_key.empty()) cfg.server.api_key = c.api_key;
+  if (c.grace_s >= 0) cfg.server.shutdown_grace = Millis(static_cast<int64_t>(c.grace_s * 1000));
+  if (cfg.models.empty()) return make_error(ErrorCode::kInvalidArgument, "no models configured");
+  return cfg;
+}
+
+int run(const ServeCli& c) {
+  auto cfg = build_config(c);
+  if (!cfg) return fail(cfg.error().message);
+
+  // SIGINT/SIGTERM go to one watcher thread (blocked everywhere else: threads
+  // the runtime and the server start inherit this mask). A closed client
+  // socket must not kill the process.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const Millis grace = cfg->server.shutdown_grace;
+  ServerOptions so;
+  so.config = cfg->server;
+  so.version = CODEY_VERSION;
+  auto rt = Runtime::create(std::move(*cfg));
+  if (!rt) return fail(rt.error().message);
+  auto srv = Server::create(**rt, so);
+  if (!srv) return fail(srv.error().message);
+  if (auto b = (*srv)->bind(); !b) return fail(b.error().message);
+
+  Server* server = srv->get();
+  std::thread([server, stop_signals, grace] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    std::fprintf(stderr, "codey serve: %s, shutting down (finishing requests for up to %s; again to stop now)\n",
+                 sig == SIGINT ? "interrupted" : "terminated", format_duration(grace).c_str());
+    std::thread([server, grace] { server->shutdown(grace); }).detach();
+    sigwait(&stop_signals, &sig);
+    std::fprintf(stderr, "codey serve: stopping now\n");
+    std::_Exit(130);
+  }).detach();
+
+  std::string names;
+  for (const auto& m : (*rt)->config().models) names += (names.empty() ? "" : ", ") + m.name;
+  std::printf("codey serve: listening on http://%s:%d (models: %s)\n", so.config.host.c_str(), server->port(),
+              names.c_str());
+  std::fflush(stdout);
+  server->serve();
+  server->shutdown(grace);  // serve() also returns when the listener fails; make sure the runtime is down
+  std::fprintf(stderr, "codey serve: stopped\n");
+  return 0;
+}
+
+CommandRunner setup(CLI::App& root) {
+  auto c = std::make_shared<ServeCli>();
+  auto* cmd = root.add_subcommand("serve", "Serve models over OpenAI- and Ollama-compatible HTTP APIs");
+  cmd->add_option("-c,--config", c->config, "codey.yaml with models, memory budget and server settings");
+  cmd->add_option("--host", c->host, "Address to bind (default 127.0.0.1, or server.host)");
+  cmd->add_option("-p,--port", c->port, "Port (default 11435, or server.port; 0 = any free port)");
+  cmd->add_option("-m,--model", c->models, "Serve this GGUF file too, named by its file stem (repeatable)");
+  cmd->add_option("--api-key", c->api_key, "Require 'Authorization: Bearer KEY' (or env:NAME)");
+  cmd->add_option("--memory-budget", c->budget, "Memory budget for models, e.g. 8GiB or auto");
+  cmd->add_option("--parallel", c->parallel, "--model files: sequences decoded together (default 1)");
+  cmd->add_option("--ctx", c->ctx, "--model files: positions per sequence (default: grow as needed)");
+  cmd->add_option("--shutdown-grace", c->grace_s, "Seconds in-flight requests may finish on SIGINT/SIGTERM (default 10)");
+  return [c] { return run(*c); };
+}
+
+CODEY_REGISTER_COMMAND(serve, setup);
+
+}  // namespace
+}  // namespace codey::cli

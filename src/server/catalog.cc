@@ -1,0 +1,154 @@
+// GGUF facts of configured models for the server (see catalog.h).
+#include "server/catalog.h"
+
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
+#include "codey/gguf.h"
+#include "codey/tokenizer.h"
+
+namespace codey::server {
+
+std::string_view file_type_name(uint64_t ft) {
+  // llama_ftype (llama.h); 4-6 and 33-35 are retired ids.
+  switch (ft) {
+    case 0: return "F32";
+    case 1: return "F16";
+    case 2: return "Q4_0";
+    case 3: return "Q4_1";
+    case 7: return "Q8_0";
+    case 8: return "Q5_0";
+    case 9: return "Q5_1";
+    case 10: return "Q2_K";
+    case 11: return "Q3_K_S";
+    case 12: return "Q3_K_M";
+    case 13: return "Q3_K_L";
+    case 14: return "Q4_K_S";
+    case 15: return "Q4_K_M";
+    case 16: return "Q5_K_S";
+    case 17: return "Q5_K_M";
+    case 18: return "Q6_K";
+    case 19: return "IQ2_XXS";
+    case 20: return "IQ2_XS";
+    case 21: return "Q2_K_S";
+    case 22: return "IQ3_XS";
+    case 23: return "IQ3_XXS";
+    case 24: return "IQ1_S";
+    case 25: return "IQ4_NL";
+    case 26: return "IQ3_S";
+    case 27: return "IQ3_M";
+    case 28: return "IQ2_S";
+    case 29: return "IQ2_M";
+    case 30: return "IQ4_XS";
+    case 31: return "IQ1_M";
+    case 32: return "BF16";
+    case 36: return "TQ1_0";
+    case 37: return "TQ2_0";
+    default: return "unknown";
+  }
+}
+
+std::string format_parameter_size(uint64_t n) {
+  const double x = static_cast<double>(n);
+  if (x >= 1e9) return fmt::format("{:.1f}B", x / 1e9);
+  if (x >= 1e6) return fmt::format("{:.0f}M", x / 1e6);
+  if (x >= 1e3) return fmt::format("{:.0f}K", x / 1e3);
+  return fmt::format("{}", n);
+}
+
+namespace {
+
+ApiError file_error(const ModelConfig& m, const Error& e) {
+  ApiError out;
+  out.status = 500;
+  out.code = "load_failed";
+  out.message = fmt::format("model '{}' ({}): {}", m.name, m.path, e.message);
+  return out;
+}
+
+Json metadata_value(const GgufValue& v) {
+  switch (v.type) {
+    case GgufType::kString: return std::string(v.str);
+    case GgufType::kBool: return v.u != 0;
+    case GgufType::kFloat32:
+    case GgufType::kFloat64: return v.f;
+    case GgufType::kArray: return nullptr;  // vocabularies are huge; Ollama too leaves them out
+    default: return v.is_integer() ? (v.type == GgufType::kInt8 || v.type == GgufType::kInt16 ||
+                                              v.type == GgufType::kInt32 || v.type == GgufType::kInt64
+                                          ? Json(v.i)
+                                          : Json(v.u))
+                                   : Json(nullptr);
+  }
+}
+
+uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+std::shared_ptr<ModelCatalog::Entry> ModelCatalog::entry(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto& e = entries_[name];
+  if (!e) e = std::make_shared<Entry>();
+  return e;
+}
+
+ApiResult<std::shared_ptr<const ModelInfo>> ModelCatalog::info(const ModelConfig& m) {
+  auto e = entry(m.name);
+  std::lock_guard lock(e->mu);
+  if (e->info) return e->info;
+  auto file = GgufFile::open(m.path);
+  if (!file) return std::unexpected(file_error(m, file.error()));
+  auto s = summarize(*file);
+  if (!s) return std::unexpected(file_error(m, s.error()));
+  auto info = std::make_shared<ModelInfo>();
+  info->name = m.name;
+  info->path = m.path;
+  info->architecture = s->architecture;
+  info->n_params = s->n_params;
+  info->file_bytes = s->file_size;
+  info->file_type = s->file_type;
+  info->quantization = std::string(file_type_name(s->file_type));
+  info->parameter_size = format_parameter_size(s->n_params);
+  info->n_ctx_train = static_cast<int64_t>(s->n_ctx_train);
+  info->n_vocab = static_cast<int64_t>(s->n_vocab);
+  if (auto t = file->get_string("tokenizer.chat_template")) {
+    info->chat_template = std::string(*t);
+    info->tool_format = detect_tool_format(*t);
+  }
+  struct stat st {};
+  if (::stat(m.path.c_str(), &st) == 0) {
+    info->modified = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(st.st_mtim.tv_sec) +
+                                                                        std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+  }
+  info->digest = fmt::format("{:016x}{:016x}", fnv1a(m.path), fnv1a(fmt::format("{}:{}", s->file_size, st.st_mtim.tv_sec)));
+  for (const auto& [key, value] : file->metadata()) {
+    if (key == "tokenizer.chat_template") continue;  // shown as "template"
+    info->metadata[std::string(key)] = metadata_value(value);
+  }
+  info->metadata["general.parameter_count"] = s->n_params;
+  e->info = info;
+  return e->info;
+}
+
+ApiResult<std::shared_ptr<const TokenizerFacts>> ModelCatalog::tokenizer(const ModelConfig& m) {
+  auto e = entry(m.name);
+  std::lock_guard lock(e->mu);
+  if (e->tokenizer) return e->tokenizer;
+  auto file = GgufFile::open(m.path);
+  if (!file) return std::unexpected(file_error(m, file.error()));
+  auto tok = Tokenizer::from_gguf(*file);
+  if (!tok) return std::unexpected(file_error(m, tok.error()));
+  auto facts = std::make_shared<TokenizerFacts>();
+  facts->has_fim = tok->fim_pre() != kNoToken && tok->fim_suf() != kNoToken && tok->fim_mid() != kNoToken;
+  facts->n_tokens = tok->n_tokens();
+  facts->pieces = TokenPieces::from(*tok);
+  e->tokenizer = facts;
+  return e->tokenizer;
+}
+
+}  // namespace codey::server

@@ -1,0 +1,851 @@
+// codey serve: the HTTP routes over the runtime (see include/codey/server.h).
+// Each connection is served by one httplib pool thread; a generation request
+// waits on its runtime stream on that thread, checking the client's socket
+// between events so a client that goes away frees its slot.
+#include "codey/server.h"
+
+#include <dirent.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <random>
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include "server/api.h"
+#include "server/catalog.h"
+#include "server/json_constraint.h"
+#include "server/metrics.h"
+#include "server/requests.h"
+#include "server/responses.h"
+
+namespace codey {
+
+using server::ApiError;
+using server::ApiKind;
+using server::ApiResult;
+using server::Json;
+
+namespace {
+
+constexpr Millis kPoll{200};            // how often a waiting request looks at its client's socket
+constexpr Millis kCommitAfter{1000};    // a queued streaming request gets its 200 (and progress lines) after this
+constexpr time_t kKeepAliveS = 5;       // idle keep-alive connections close after this
+constexpr size_t kKeepAliveMax = 1000;  // requests per connection
+
+int port_of(const sockaddr_storage& a) {
+  if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+  if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+  return -1;
+}
+
+// httplib 0.11 does not hand a request its socket; find it by the
+// connection's addresses (unique among this process's open sockets). -1 if
+// not found: then a gone client is noticed only when a write fails.
+int find_socket(const httplib::Request& req) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return -1;
+  int found = -1;
+  while (const dirent* ent = readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(ent->d_name, &end, 10);
+    if (end == ent->d_name || *end != '\0') continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t local_len = sizeof local, peer_len = sizeof peer;
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
+    if (req.local_port > 0 && port_of(local) != req.local_port) continue;
+    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
+    if (port_of(peer) != req.remote_port) continue;
+    char host[NI_MAXHOST];
+    if (getnameinfo(reinterpret_cast<sockaddr*>(&peer), peer_len, host, sizeof host, nullptr, 0, NI_NUMERICHOST) != 0)
+      continue;
+    if (req.remote_addr != host) continue;
+    found = static_cast<int>(fd);
+    break;
+  }
+  closedir(dir);
+  return found;
+}
+
+// True when the client closed its end (or the connection broke). Data the
+// client sent meanwhile (a pipelined request) is left unread.
+bool peer_closed(int fd) {
+  if (fd < 0) return false;
+  pollfd p{fd, static_cast<short>(POLLIN | POLLRDHUP), 0};
+  if (poll(&p, 1, 0) <= 0) return false;
+  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
+  if (p.revents & POLLIN) {
+    char c;
+    const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  }
+  return false;
+}
+
+ApiKind api_of(const std::string& path) {
+  if (path.starts_with("/v1/")) return ApiKind::kOpenAi;
+  if (path.starts_with("/api/")) return ApiKind::kOllama;
+  return ApiKind::kCodey;
+}
+
+// Route label for metrics: the pattern, never the raw path (bounded label set).
+std::string route_label(const std::string& path) {
+  static constexpr std::string_view kFixed[] = {
+      "/",          "/health",   "/metrics",  "/v1/chat/completions", "/v1/completions", "/v1/models",
+      "/api/generate", "/api/chat", "/api/tags", "/api/ps", "/api/show", "/api/version", "/codey/status"};
+  for (auto r : kFixed)
+    if (path == r) return std::string(r);
+  if (path.starts_with("/v1/models/")) return "/v1/models/{id}";
+  if (path.starts_with("/codey/models/")) {
+    if (path.ends_with("/load")) return "/codey/models/{name}/load";
+    if (path.ends_with("/unload")) return "/codey/models/{name}/unload";
+  }
+  return "other";
+}
+
+ApiError make_api_error(int status, std::string code, std::string message) {
+  ApiError e;
+  e.status = status;
+  e.code = std::move(code);
+  e.message = std::move(message);
+  return e;
+}
+
+ApiError shutting_down_error() {
+  ApiError e = make_api_error(503, "shutting_down", "the server is shutting down");
+  e.retry_after = std::chrono::seconds(1);
+  return e;
+}
+
+void send_error(httplib::Response& res, ApiKind api, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(server::dump(server::error_body(api, e)), "application/json");
+  if (e.retry_after) {
+    const auto secs = std::max<int64_t>(1, (e.retry_after->count() + 999) / 1000);
+    res.set_header("Retry-After", std::to_string(secs));
+  }
+}
+
+void send_json(httplib::Response& res, const Json& j) {
+  res.status = 200;
+  res.set_content(server::dump(j), "application/json");
+}
+
+uint64_t content_length(const httplib::Request& req) {
+  if (!req.has_header("Content-Length")) return 0;
+  const std::string v = req.get_header_value("Content-Length");
+  return std::strtoull(v.c_str(), nullptr, 10);
+}
+
+bool has_body(const httplib::Request& req) {
+  return content_length(req) > 0 || req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+}
+
+// Constant-time comparison: the key must not leak through response timing.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+std::string random_hex(size_t n_bytes) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string out;
+  while (out.size() < 2 * n_bytes) out += fmt::format("{:016x}", rng());
+  out.resize(2 * n_bytes);
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> resolve_api_key(std::string_view configured) {
+  if (configured.starts_with("env:")) {
+    const std::string name(configured.substr(4));
+    const char* v = name.empty() ? nullptr : std::getenv(name.c_str());
+    if (!v || !*v)
+      return make_error(ErrorCode::kInvalidArgument, "server.api_key is 'env:{}' but the environment variable {} is {}",
+                        name, name, v ? "empty" : "not set");
+    return std::string(v);
+  }
+  return std::string(configured);
+}
+
+// ------------------------------------------------------------------ impl --
+
+struct Server::Impl {
+  Runtime& runtime;
+  ServerOptions opt;
+  std::string api_key;
+  httplib::Server http;
+  server::Metrics metrics;
+  server::ModelCatalog catalog;
+  std::atomic<bool> stopping{false};
+  std::once_flag shutdown_once;  // concurrent shutdown() calls wait for the first to finish
+  int bound_port = -1;
+
+  Impl(Runtime& rt, ServerOptions o, std::string key) : runtime(rt), opt(std::move(o)), api_key(std::move(key)) {}
+
+  void setup();
+  bool authorized(const httplib::Request& req) const;
+  ApiResult<std::string> read_body(const httplib::Request& req, httplib::Response& res,
+                                   const httplib::ContentReader& reader) const;
+  // Auth, body size and JSON object parsing shared by the POST routes.
+  ApiResult<Json> post_body(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
+  const ModelConfig* resolve_model(std::string_view name) const;
+  ApiError model_not_found(std::string_view name) const;
+
+  void generate(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
+                ApiKind api, server::Endpoint endpoint);
+  void load_special(httplib::Response& res, const server::ParsedRequest& p, const ModelConfig& m);
+
+  void openai_models(httplib::Response& res);
+  void openai_model(const httplib::Request& req, httplib::Response& res);
+  void ollama_tags(httplib::Response& res);
+  void ollama_ps(httplib::Response& res);
+  void ollama_show(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
+  void codey_load(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
+                  bool load);
+  Json ollama_details(const server::ModelInfo& info) const;
+};
+
+namespace {
+
+// One generation request in flight: the runtime stream, the response being
+// built and the client's socket. A streaming response keeps it alive in the
+// content provider, which httplib runs on the same connection thread after
+// the handler returned; destroying it cancels an unfinished request.
+struct Job {
+  Server::Impl* srv = nullptr;
+  std::shared_ptr<RequestStream> stream;
+  server::ResponseBuilder builder;
+  std::string model;
+  int fd = -1;
+  Clock::time_point t0 = Clock::now();
+  bool first_token = false;
+  bool client_gone = false;
+  Clock::time_point last_check = Clock::now();
+  std::deque<Event> early;  // events read before the response was committed
+
+  Job(Server::Impl* s, server::ResponseContext ctx) : srv(s), builder(std::move(ctx)) { srv->metrics.request_begin(); }
+  ~Job() {
+    if (stream && !stream->finished()) stream->cancel();
+    srv->metrics.request_end();
+  }
+
+  // The next event, or nullopt after kPoll (then the client was checked).
+  std::optional<Event> next() {
+    if (!early.empty()) {
+      Event e = std::move(early.front());
+      early.pop_front();
+      return e;
+    }
+    auto ev = stream->next(kPoll);
+    // The socket is looked at when nothing came within kPoll, and at least
+    // every kPoll while events flow: a fast generation must not hide that the
+    // client of a non-streaming request has gone.
+    const auto now = Clock::now();
+    if ((!ev || now - last_check >= kPoll) && !client_gone) {
+      last_check = now;
+      if (!peer_closed(fd)) return ev;
+      client_gone = true;
+      stream->cancel();
+    }
+    return ev;
+  }
+
+  void on_token(const Event& e) {
+    if (e.token == kNoToken) return;  // the final flush of held-back text, not a token
+    srv->metrics.add_generated(model, 1);
+    if (!first_token) {
+      first_token = true;
+      srv->metrics.observe_ttft(model, seconds_since(t0));
+    }
+  }
+
+  // Streaming: writes events as they come; false when the client is gone.
+  // httplib runs content providers outside its handler try/catch, so nothing
+  // may escape from here.
+  bool pump(httplib::DataSink& sink) noexcept {
+    try {
+      return pump_events(sink);
+    } catch (const std::exception& e) {
+      log_error("serve: stream of request {} failed: {}", stream->id(), e.what());
+    } catch (...) {
+      log_error("serve: stream of request {} failed", stream->id());
+    }
+    client_gone = true;
+    stream->cancel();
+    return false;
+  }
+
+  bool pump_events(httplib::DataSink& sink) {
+    auto write = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
+    auto gone = [&] {
+      client_gone = true;
+      stream->cancel();
+      return false;
+    };
+    if (!write(builder.open())) return gone();
+    while (true) {
+      auto ev = next();
+      if (!ev) {
+        if (client_gone) return false;
+        continue;
+      }
+      switch (ev->type) {
+        case EventType::kQueued:
+        case EventType::kLoading:
+          if (!write(builder.progress(*ev))) return gone();
+          break;
+        case EventType::kStarted:
+          break;
+        case EventType::kToken:
+          on_token(*ev);
+          if (!write(builder.text(ev->text))) return gone();
+          break;
+        case EventType::kDone: {
+          // Cancelled with the client still there: the server is shutting down.
+          const std::string tail = ev->finish == FinishReason::kCancelled ? builder.error(shutting_down_error())
+                                                                          : builder.finish(*ev);
+          if (!write(tail)) return gone();
+          sink.done();
+          return true;
+        }
+        case EventType::kError:
+          write(builder.error(server::from_request_error(ev->error)));
+          sink.done();
+          return true;
+      }
+    }
+  }
+
+  // Non-streaming: waits for the end and sets the response.
+  void run(httplib::Response& res, ApiKind api) {
+    while (true) {
+      auto ev = next();
+      if (!ev) {
+        if (client_gone) {
+          res.status = 499;  // nobody is listening; the status is for the log and metrics
+          return;
+        }
+        continue;
+      }
+      switch (ev->type) {
+        case EventType::kQueued:
+        case EventType::kLoading:
+        case EventType::kStarted:
+          break;
+        case EventType::kToken:
+          on_token(*ev);
+          builder.text(ev->text);
+          break;
+        case EventType::kDone:
+          if (ev->finish == FinishReason::kCancelled) {
+            if (client_gone) res.status = 499;
+            else send_error(res, api, shutting_down_error());
+            return;
+          }
+          send_json(res, builder.body(*ev));
+          return;
+        case EventType::kError:
+          send_error(res, api, server::from_request_error(ev->error));
+          return;
+      }
+    }
+  }
+};
+
+}  // namespace
+
+bool Server::Impl::authorized(const httplib::Request& req) const {
+  if (api_key.empty()) return true;
+  const std::string h = req.get_header_value("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (h.size() < kBearer.size() || !std::equal(kBearer.begin(), kBearer.end(), h.begin(), [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+      }))
+    return false;
+  return same_secret(std::string_view(h).substr(kBearer.size()), api_key);
+}
+
+ApiResult<std::string> Server::Impl::read_body(const httplib::Request& req, httplib::Response& res,
+                                               const httplib::ContentReader& reader) const {
+  // A POST without Content-Length or chunked encoding has no body; httplib's
+  // reader reports that as a failed read, but it is an empty body.
+  if (!has_body(req)) return std::string();
+  const uint64_t max = opt.config.max_body;
+  std::string body;
+  bool too_large = false;
+  // A body over the limit is read on and dropped (never stored), so the
+  // connection stays in step; httplib itself skips a too-long Content-Length.
+  const bool ok = reader([&](const char* data, size_t n) {
+    if (too_large || body.size() + n > max) {
+      too_large = true;
+      std::string().swap(body);
+      return true;
+    }
+    body.append(data, n);
+    return true;
+  });
+  if (too_large || res.status == 413)
+    return std::unexpected(make_api_error(413, "body_too_large",
+                                          fmt::format("the request body is larger than the limit of {} bytes", max)));
+  if (!ok) return std::unexpected(make_api_error(400, "invalid_request", "the request body could not be read"));
+  return body;
+}
+
+ApiResult<Json> Server::Impl::post_body(const httplib::Request& req, httplib::Response& res,
+                                        const httplib::ContentReader& reader) {
+  const bool auth = authorized(req);
+  auto body = read_body(req, res, reader);  // read (or drained) either way, so the connection stays usable
+  if (!auth) return std::unexpected(make_api_error(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer <key>)"));
+  if (!body) return std::unexpected(body.error());
+  return server::parse_body(*body);
+}
+
+const ModelConfig* Server::Impl::resolve_model(std::string_view name) const {
+  const RuntimeConfig& cfg = runtime.config();
+  if (const ModelConfig* m = cfg.find_model(name)) return m;
+  // Ollama clients name models "name:tag"; the configured name is the model.
+  if (name.ends_with(":latest")) return cfg.find_model(name.substr(0, name.size() - 7));
+  return nullptr;
+}
+
+ApiError Server::Impl::model_not_found(std::string_view name) const {
+  std::string names;
+  for (const auto& m : runtime.config().models) names += (names.empty() ? "" : ", ") + m.name;
+  ApiError e = make_api_error(404, "model_not_found",
+                              fmt::format("model '{}' not found; configured models: {}", name, names.empty() ? "none" : names));
+  e.param = "model";
+  return e;
+}
+
+void Server::Impl::generate(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
+                            ApiKind api, server::Endpoint endpoint) {
+  using server::Endpoint;
+  auto body = post_body(req, res, reader);
+  if (!body) return send_error(res, api, body.error());
+  if (stopping) return send_error(res, api, shutting_down_error());
+  ApiResult<server::ParsedRequest> parsed =
+      api == ApiKind::kOpenAi
+          ? (endpoint == Endpoint::kChat ? server::parse_openai_chat(*body) : server::parse_openai_completion(*body))
+          : (endpoint == Endpoint::kChat ? server::parse_ollama_chat(*body) : server::parse_ollama_generate(*body));
+  if (!parsed) return send_error(res, api, parsed.error());
+  server::ParsedRequest& p = *parsed;
+  const ModelConfig* m = resolve_model(p.gen.model);
+  if (!m) return send_error(res, api, model_not_found(p.gen.model));
+  p.gen.model = m->name;
+  if (p.special != server::Special::kNone) return load_special(res, p, *m);
+
+  server::ToolFormat tool_format = server::ToolFormat::kNone;
+  if (p.has_tools) {
+    auto info = catalog.info(*m);
+    if (!info) return send_error(res, api, info.error());
+    tool_format = (*info)->tool_format;
+    if (tool_format == server::ToolFormat::kNone)
+      return send_error(res, api,
+                        server::bad_field("tools", fmt::format("the chat template of model '{}' does not support tools",
+                                                               m->name))
+                            .error());
+  }
+  if (p.gen.suffix || p.json_mode) {
+    auto tok = catalog.tokenizer(*m);
+    if (!tok) return send_error(res, api, tok.error());
+    if (p.gen.suffix && !(*tok)->has_fim) {
+      // An empty suffix is what many editors send by default: plain completion then.
+      if (!p.gen.suffix->empty())
+        return send_error(res, api,
+                          server::bad_field("suffix", fmt::format("model '{}' has no fill-in-the-middle tokens; suffix "
+                                                                  "is not supported",
+                                                                  m->name))
+                              .error());
+      p.gen.suffix.reset();
+    }
+    if (p.json_mode) p.gen.constraint = std::make_shared<server::JsonConstraint>((*tok)->pieces);
+  }
+
+  server::ResponseContext ctx;
+  ctx.api = api;
+  ctx.endpoint = endpoint;
+  ctx.stream = p.stream;
+  ctx.include_usage = p.include_usage;
+  ctx.model = m->name;
+  ctx.id = fmt::format("{}-{}", endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl", random_hex(12));
+  ctx.tool_format = tool_format;
+  ctx.fingerprint = "codey-" + opt.version;
+  auto job = std::make_shared<Job>(this, std::move(ctx));
+  job->model = m->name;
+  job->fd = find_socket(req);
+  job->stream = runtime.submit(std::move(p.gen));
+
+  if (!p.stream) return job->run(res, api);
+
+  // Streaming: the status is held until the request started or failed, so a
+  // full queue, a too-long prompt or a bad field still gets its own status;
+  // a request that waits (loading, a long queue) gets its 200 and progress lines.
+  const auto commit_by = Clock::now() + kCommitAfter;
+  std::optional<Event> queued;
+  while (true) {
+    auto ev = job->stream->next(kPoll);
+    if (!ev) {
+      if (peer_closed(job->fd)) {
+        job->client_gone = true;
+        job->stream->cancel();
+        res.status = 499;
+        return;
+      }
+      if (Clock::now() >= commit_by) break;
+      continue;
+    }
+    if (ev->type == EventType::kError) return send_error(res, api, server::from_request_error(ev->error));
+    if (ev->type == EventType::kQueued) {
+      queued = std::move(*ev);  // only the latest place matters, and only if the wait is long
+      continue;
+    }
+    job->early.push_back(std::move(*ev));
+    break;
+  }
+  if (job->early.empty() && queued) job->early.push_back(std::move(*queued));
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  // Exactly "text/event-stream": httplib never compresses it (compression would hold tokens back).
+  res.set_chunked_content_provider(api == ApiKind::kOpenAi ? "text/event-stream" : "application/x-ndjson",
+                                   [job](size_t, httplib::DataSink& sink) { return job->pump(sink); });
+}
+
+void Server::Impl::load_special(httplib::Response& res, const server::ParsedRequest& p, const ModelConfig& m) {
+  const bool load = p.special == server::Special::kLoad;
+  auto r = load ? runtime.load(m.name) : runtime.unload(m.name);
+  if (!r) return send_error(res, ApiKind::kOllama, server::from_request_error(r.error()));
+  Json j = Json::object();
+  j["model"] = m.name;
+  j["created_at"] = server::rfc3339(std::chrono::system_clock::now());
+  if (p.endpoint == server::Endpoint::kChat) j["message"] = Json{{"role", "assistant"}, {"content", ""}};
+  else j["response"] = "";
+  j["done"] = true;
+  j["done_reason"] = load ? "load" : "unload";
+  res.status = 200;
+  if (p.stream) res.set_content(server::dump(j) + "\n", "application/x-ndjson");
+  else res.set_content(server::dump(j), "application/json");
+}
+
+Json Server::Impl::ollama_details(const server::ModelInfo& info) const {
+  return Json{{"parent_model", ""},
+              {"format", "gguf"},
+              {"family", info.architecture},
+              {"families", Json::array({info.architecture})},
+              {"parameter_size", info.parameter_size},
+              {"quantization_level", info.quantization}};
+}
+
+void Server::Impl::openai_models(httplib::Response& res) {
+  Json data = Json::array();
+  for (const auto& m : runtime.config().models) {
+    auto info = catalog.info(m);
+    data.push_back(Json{{"id", m.name},
+                        {"object", "model"},
+                        {"created", info ? server::unix_seconds((*info)->modified) : 0},
+                        {"owned_by", "codey"}});
+  }
+  send_json(res, Json{{"object", "list"}, {"data", std::move(data)}});
+}
+
+void Server::Impl::openai_model(const httplib::Request& req, httplib::Response& res) {
+  const std::string name = req.matches[1];
+  const ModelConfig* m = resolve_model(name);
+  if (!m) return send_error(res, ApiKind::kOpenAi, model_not_found(name));
+  auto info = catalog.info(*m);
+  send_json(res, Json{{"id", m->name},
+                      {"object", "model"},
+                      {"created", info ? server::unix_seconds((*info)->modified) : 0},
+                      {"owned_by", "codey"}});
+}
+
+void Server::Impl::ollama_tags(httplib::Response& res) {
+  Json models = Json::array();
+  for (const auto& m : runtime.config().models) {
+    auto info = catalog.info(m);
+    if (!info) {
+      log_warn("serve: /api/tags leaves out {}: {}", m.name, info.error().message);
+      continue;
+    }
+    const auto& i = **info;
+    models.push_back(Json{{"name", m.name},
+                          {"model", m.name},
+                          {"modified_at", server::rfc3339(i.modified)},
+                          {"size", i.file_bytes},
+                          {"digest", i.digest},
+                          {"details", ollama_details(i)}});
+  }
+  send_json(res, Json{{"models", std::move(models)}});
+}
+
+void Server::Impl::ollama_ps(httplib::Response& res) {
+  const RuntimeStatus st = runtime.status();
+  Json models = Json::array();
+  const auto now = std::chrono::system_clock::now();
+  for (const auto& ms : st.models) {
+    if (ms.state == ModelState::kUnloaded) continue;
+    const ModelConfig* m = runtime.config().find_model(ms.name);
+    if (!m) continue;
+    auto info = catalog.info(*m);
+    // Forever (pinned, keep_alive < 0): a far date, as Ollama shows it.
+    const auto expires = ms.expires_in_s ? now + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                                     std::chrono::duration<double>(*ms.expires_in_s))
+                                         : now + std::chrono::hours(24 * 365 * 100);
+    Json j = Json{{"name", ms.name}, {"model", ms.name}, {"size", ms.reserved_bytes}};
+    j["digest"] = info ? (*info)->digest : "";
+    if (info) j["details"] = ollama_details(**info);
+    j["expires_at"] = server::rfc3339(expires);
+    j["size_vram"] = 0;
+    j["context_length"] = ms.n_ctx;
+    j["state"] = model_state_name(ms.state);
+    models.push_back(std::move(j));
+  }
+  send_json(res, Json{{"models", std::move(models)}});
+}
+
+void Server::Impl::ollama_show(const httplib::Request& req, httplib::Response& res,
+                               const httplib::ContentReader& reader) {
+  auto body = post_body(req, res, reader);
+  if (!body) return send_error(res, ApiKind::kOllama, body.error());
+  auto name = server::read_string(*body, "model", "model");
+  if (!name) return send_error(res, ApiKind::kOllama, name.error());
+  if (!*name) {  // older clients send "name"
+    name = server::read_string(*body, "name", "name");
+    if (!name) return send_error(res, ApiKind::kOllama, name.error());
+  }
+  if (!*name || (*name)->empty())
+    return send_error(res, ApiKind::kOllama, server::bad_field("model", "required: the name of a configured model").error());
+  const ModelConfig* m = resolve_model(**name);
+  if (!m) return send_error(res, ApiKind::kOllama, model_not_found(**name));
+  auto info = catalog.info(*m);
+  if (!info) return send_error(res, ApiKind::kOllama, info.error());
+  const auto& i = **info;
+  Json caps = Json::array({"completion"});
+  if (i.tool_format != server::ToolFormat::kNone) caps.push_back("tools");
+  if (auto tok = catalog.tokenizer(*m); tok && (*tok)->has_fim) caps.push_back("insert");
+  std::string params;
+  for (const auto& s : m->stop) params += fmt::format("stop \"{}\"\n", s);
+  const SamplingOptions& so = m->sampling;
+  if (so.temperature) params += fmt::format("temperature {}\n", *so.temperature);
+  if (so.top_k) params += fmt::format("top_k {}\n", *so.top_k);
+  if (so.top_p) params += fmt::format("top_p {}\n", *so.top_p);
+  if (so.min_p) params += fmt::format("min_p {}\n", *so.min_p);
+  if (so.repeat_penalty) params += fmt::format("repeat_penalty {}\n", *so.repeat_penalty);
+  if (m->ctx > 0) params += fmt::format("num_ctx {}\n", m->ctx);
+  Json j = Json::object();
+  j["license"] = "";
+  j["modelfile"] = fmt::format("# codey serves this model from codey.yaml\nFROM {}\n", m->path);
+  j["parameters"] = params;
+  j["template"] = i.chat_template.value_or("");
+  j["details"] = ollama_details(i);
+  j["model_info"] = i.metadata;
+  j["capabilities"] = std::move(caps);
+  j["modified_at"] = server::rfc3339(i.modified);
+  send_json(res, j);
+}
+
+void Server::Impl::codey_load(const httplib::Request& req, httplib::Response& res,
+                              const httplib::ContentReader& reader, bool load) {
+  auto body = read_body(req, res, reader);  // optional and ignored, but read so the connection stays in step
+  if (!authorized(req))
+    return send_error(res, ApiKind::kCodey,
+                      make_api_error(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer <key>)"));
+  if (!body) return send_error(res, ApiKind::kCodey, body.error());
+  if (stopping) return send_error(res, ApiKind::kCodey, shutting_down_error());
+  const std::string name = req.matches[1];
+  const ModelConfig* m = resolve_model(name);
+  if (!m) return send_error(res, ApiKind::kCodey, model_not_found(name));
+  const auto t0 = Clock::now();
+  auto r = load ? runtime.load(m->name) : runtime.unload(m->name);
+  if (!r) return send_error(res, ApiKind::kCodey, server::from_request_error(r.error()));
+  send_json(res, Json{{"model", m->name}, {"status", load ? "loaded" : "unloaded"}, {"seconds", seconds_since(t0)}});
+}
+
+void Server::Impl::setup() {
+  using httplib::ContentReader;
+  using httplib::Request;
+  using httplib::Response;
+
+  // Enough connection threads for every slot and queue place (a request
+  // waiting in the runtime holds its connection thread), plus spare for
+  // listing, health and metrics.
+  int threads = opt.http_threads;
+  if (threads <= 0) {
+    int64_t need = 16;
+    for (const auto& m : runtime.config().models) need += m.parallel + m.queue;
+    threads = static_cast<int>(std::clamp<int64_t>(need, 16, 512));
+  }
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  http.set_payload_max_length(opt.config.max_body);
+  http.set_keep_alive_timeout(kKeepAliveS);
+  http.set_keep_alive_max_count(kKeepAliveMax);
+  http.set_tcp_nodelay(true);  // a token per write: no Nagle delay
+
+  // Bodyless requests are authorized here; POST routes do it after reading
+  // (or dropping) the body, so a refused request leaves the connection in step.
+  http.set_pre_routing_handler([this](const Request& req, Response& res) {
+    if (req.path == "/health" || has_body(req) || authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
+    send_error(res, api_of(req.path),
+               make_api_error(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer <key>)"));
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  http.set_expect_100_continue_handler([this](const Request& req, Response& res) {
+    if (req.path != "/health" && !authorized(req)) {
+      send_error(res, api_of(req.path),
+                 make_api_error(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer <key>)"));
+      return 401;
+    }
+    if (content_length(req) > opt.config.max_body) {
+      send_error(res, api_of(req.path),
+                 make_api_error(413, "body_too_large",
+                                fmt::format("the request body is larger than the limit of {} bytes", opt.config.max_body)));
+      return 413;
+    }
+    return 100;
+  });
+  // Errors httplib raises itself (unknown route, a body over the limit, a
+  // malformed request) get the API's error shape.
+  http.set_error_handler([](const Request& req, Response& res) {
+    if (!res.body.empty() || res.status == 499) return;
+    std::string message;
+    std::string code = "invalid_request";
+    switch (res.status) {
+      case 404: message = fmt::format("no route {} {}", req.method, req.path); code = "not_found"; break;
+      case 413: message = "the request body is larger than the limit"; code = "body_too_large"; break;
+      case 414: message = "the request URI is too long"; break;
+      default: message = fmt::format("bad request ({})", res.status); break;
+    }
+    const int status = res.status;
+    send_error(res, api_of(req.path), make_api_error(status, code, message));
+  });
+  http.set_exception_handler([](const Request& req, Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log_error("serve: {} {}: internal error: {}", req.method, req.path, what);
+    send_error(res, api_of(req.path), make_api_error(500, "internal_error", "internal error: " + what));
+  });
+  http.set_logger([this](const Request& req, const Response& res) {
+    metrics.count_request(route_label(req.path), res.status);
+    log_debug("serve: {} {} -> {}", req.method, req.path, res.status);
+  });
+
+  http.Get("/", [](const Request&, Response& res) { res.set_content("codey is running", "text/plain"); });
+  http.Get("/health", [this](const Request&, Response& res) {
+    if (stopping) {
+      res.status = 503;
+      res.set_content(R"({"status":"shutting down"})", "application/json");
+      return;
+    }
+    send_json(res, Json{{"status", "ok"}});
+  });
+  http.Get("/metrics", [this](const Request&, Response& res) {
+    res.set_content(metrics.render(runtime.status()), "text/plain; version=0.0.4");
+  });
+  http.Get("/codey/status", [this](const Request&, Response& res) {
+    res.set_content(to_json(runtime.status()).dump(2, ' ', false, nlohmann::json::error_handler_t::replace),
+                    "application/json");
+  });
+  http.Post("/codey/models/([^/]+)/load",
+            [this](const Request& req, Response& res, const ContentReader& r) { codey_load(req, res, r, true); });
+  http.Post("/codey/models/([^/]+)/unload",
+            [this](const Request& req, Response& res, const ContentReader& r) { codey_load(req, res, r, false); });
+
+  http.Post("/v1/chat/completions", [this](const Request& req, Response& res, const ContentReader& r) {
+    generate(req, res, r, ApiKind::kOpenAi, server::Endpoint::kChat);
+  });
+  http.Post("/v1/completions", [this](const Request& req, Response& res, const ContentReader& r) {
+    generate(req, res, r, ApiKind::kOpenAi, server::Endpoint::kCompletion);
+  });
+  http.Get("/v1/models", [this](const Request&, Response& res) { openai_models(res); });
+  http.Get("/v1/models/(.+)", [this](const Request& req, Response& res) { openai_model(req, res); });
+
+  http.Post("/api/generate", [this](const Request& req, Response& res, const ContentReader& r) {
+    generate(req, res, r, ApiKind::kOllama, server::Endpoint::kCompletion);
+  });
+  http.Post("/api/chat", [this](const Request& req, Response& res, const ContentReader& r) {
+    generate(req, res, r, ApiKind::kOllama, server::Endpoint::kChat);
+  });
+  http.Get("/api/tags", [this](const Request&, Response& res) { ollama_tags(res); });
+  http.Get("/api/ps", [this](const Request&, Response& res) { ollama_ps(res); });
+  http.Post("/api/show", [this](const Request& req, Response& res, const ContentReader& r) { ollama_show(req, res, r); });
+  http.Get("/api/version", [this](const Request&, Response& res) { send_json(res, Json{{"version", opt.version}}); });
+
+  // Endpoints of the two APIs codey does not have: a clear 501, not a 404.
+  auto unsupported = [this](const Request& req, Response& res, const ContentReader& r) {
+    (void)read_body(req, res, r);
+    send_error(res, api_of(req.path),
+               make_api_error(501, "not_supported",
+                              fmt::format("{} is not supported by codey (models come from codey.yaml; no embeddings)",
+                                          req.path)));
+  };
+  http.Post("/api/(pull|push|create|copy|embed|embeddings)", unsupported);
+  http.Delete("/api/delete", unsupported);
+  http.Post("/v1/(embeddings|responses|images/.*|audio/.*)", unsupported);
+}
+
+// --------------------------------------------------------------- server --
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { shutdown(Millis(0)); }
+
+Result<std::unique_ptr<Server>> Server::create(Runtime& runtime, ServerOptions options) {
+  auto key = resolve_api_key(options.config.api_key);
+  if (!key) return std::unexpected(key.error());
+  auto impl = std::make_unique<Impl>(runtime, std::move(options), std::move(*key));
+  impl->setup();
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Status Server::bind() {
+  const auto& c = impl_->opt.config;
+  if (c.port == 0) {
+    const int p = impl_->http.bind_to_any_port(c.host);
+    if (p <= 0) return make_error(ErrorCode::kIo, "cannot bind {} on any port", c.host);
+    impl_->bound_port = p;
+  } else {
+    if (!impl_->http.bind_to_port(c.host, c.port))
+      return make_error(ErrorCode::kIo, "cannot bind {}:{} (in use, or not an address of this machine)", c.host, c.port);
+    impl_->bound_port = c.port;
+  }
+  return {};
+}
+
+int Server::port() const { return impl_->bound_port; }
+
+void Server::serve() {
+  if (impl_->stopping) return;
+  impl_->http.listen_after_bind();
+}
+
+void Server::shutdown(Millis grace) {
+  std::call_once(impl_->shutdown_once, [&] {
+    impl_->stopping = true;          // new requests: 503
+    impl_->http.stop();              // no new connections; idle keep-alive ones close
+    impl_->runtime.shutdown(grace);  // running requests get `grace`, then are cancelled; models unload
+  });
+}
+
+}  // namespace codey
