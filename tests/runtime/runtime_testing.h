@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "codey/convert.h"
 #include "codey/runtime.h"
@@ -17,21 +18,22 @@
 namespace codey::testing {
 
 // A tiny llama-shaped model with the built-in byte-level tokenizer (ChatML
-// template, FIM tokens). Synthesized once per (seed, n_ctx) per test binary.
-inline std::string tiny_model(uint64_t seed = 1, int64_t n_ctx_train = 512) {
+// template, FIM tokens). Synthesized once per (seed, n_ctx, n_head) per test
+// binary. n_head 2 gives head_dim 32, which a q8_0 KV cache needs.
+inline std::string tiny_model(uint64_t seed = 1, int64_t n_ctx_train = 512, int64_t n_head = 4) {
   static std::mutex mu;
-  static std::map<std::pair<uint64_t, int64_t>, std::string> made;
+  static std::map<std::tuple<uint64_t, int64_t, int64_t>, std::string> made;
   static const std::string dir = temp_dir();
   std::lock_guard lock(mu);
-  auto& path = made[{seed, n_ctx_train}];
+  auto& path = made[{seed, n_ctx_train, n_head}];
   if (!path.empty()) return path;
   SynthOptions o;
   o.shape.name = "tiny";
   o.shape.arch = "llama";
   o.shape.n_embd = 64;
   o.shape.n_layer = 2;
-  o.shape.n_head = 4;
-  o.shape.n_head_kv = 2;
+  o.shape.n_head = n_head;
+  o.shape.n_head_kv = n_head / 2;
   o.shape.n_ff = 128;
   o.shape.n_vocab = 320;
   o.shape.n_ctx = n_ctx_train;
@@ -40,7 +42,7 @@ inline std::string tiny_model(uint64_t seed = 1, int64_t n_ctx_train = 512) {
   o.target = "F16";
   o.seed = seed;
   o.threads = 1;
-  o.output = fmt::format("{}/tiny-{}-{}.gguf", dir, seed, n_ctx_train);
+  o.output = fmt::format("{}/tiny-{}-{}-{}.gguf", dir, seed, n_ctx_train, n_head);
   auto r = synth_model(o);
   if (!r) {
     ADD_FAILURE() << r.error().message;
