@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the GGUF libFuzzer target with clang-19 (ASan+UBSan) into build-fuzz/
 # and runs it on the seed corpus. Usage: fuzz/run.sh [RUNS] [extra libFuzzer args]
-# RUNS defaults to 20000 (a short CI run); use -max_total_time=600 for a long one.
+# RUNS defaults to 20000 (a short CI run); `fuzz/run.sh 0 -max_total_time=600`
+# runs for 10 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-20000}
+[[ $RUNS == 0 ]] && RUNS=-1  # 0 = until -max_total_time (libFuzzer: -1 is unlimited)
 shift || true
 CXX=${FUZZ_CXX:-clang++-19}
 OUT=build-fuzz

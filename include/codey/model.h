@@ -137,7 +137,7 @@ class Model {
   HParams hp_;
   ModelWeights w_;
   std::vector<std::vector<float>> owned_f32_;  // 1-D tensors stored in other types, decoded once
-  std::vector<std::vector<uint8_t>> packed_;   // matrices in the kernel table's layout (Matrix::packed)
+  HugePageArena packed_;  // matrices in the kernel table's layout (Matrix::packed)
   size_t weight_bytes_ = 0;
   uint64_t n_params_ = 0;
 };

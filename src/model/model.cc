@@ -165,16 +165,18 @@ void Model::repack_weights() {
   for (auto& L : w_.layers)
     for (kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) mats.push_back(m);
   mats.push_back(&w_.output);
-  packed_.resize(mats.size());
   const long page = sysconf(_SC_PAGESIZE);
   ThreadPool pool(0);
   pool.parallel_for(static_cast<int64_t>(mats.size()), 1, [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; ++i) {
       kernels::Matrix& m = *mats[static_cast<size_t>(i)];
-      auto& packed = packed_[static_cast<size_t>(i)];
-      packed = kt.repack(m);
+      const std::vector<uint8_t> packed = kt.repack(m);
       if (packed.empty()) continue;
-      m.packed = packed.data();
+      // Into huge pages: generation streams every matrix once per token.
+      uint8_t* dst = packed_.allocate(packed.size());
+      if (!dst) continue;  // out of memory: this matrix keeps the plain layout
+      std::memcpy(dst, packed.data(), packed.size());
+      m.packed = dst;
       if (&m == &w_.output && w_.tied_output) continue;  // token_embd rows are still looked up
       if (!file_.mapping()) continue;  // bytes owned by the caller (not a file mapping): leave them
       const auto begin = (reinterpret_cast<uintptr_t>(m.data) + page - 1) / page * page;
