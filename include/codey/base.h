@@ -98,8 +98,10 @@ class MappedFile {
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
   size_t size() const { return size_; }
-  // Bytes of this mapping resident in RAM now (mincore).
+  // Bytes of this mapping resident in RAM now (mincore); the second form
+  // counts the pages of [offset, offset + len) only.
   size_t resident_bytes() const;
+  size_t resident_bytes(size_t offset, size_t len) const;
   // Ask the kernel to read ahead / lock pages; best effort.
   void advise_willneed() const;
   bool lock() const;

@@ -123,6 +123,12 @@ class Model {
   const GgufFile& gguf() const { return file_; }
   // Bytes of tensor data the forward pass reads (all weights).
   size_t weight_bytes() const { return weight_bytes_; }
+  // Bytes of the matrices repacked at load (memory the model allocated).
+  size_t repacked_bytes() const { return repacked_bytes_; }
+  // Resident bytes of the file mapping the model still reads: the pages of
+  // repacked matrices, released at load, do not count even while the page
+  // cache keeps them.
+  size_t mapped_resident_bytes() const;
   uint64_t n_params() const { return n_params_; }
   // "llama 4L 256d 8h/4kv ff768 vocab32256"
   std::string describe() const;
@@ -138,6 +144,8 @@ class Model {
   ModelWeights w_;
   std::vector<std::vector<float>> owned_f32_;  // 1-D tensors stored in other types, decoded once
   HugePageArena packed_;  // matrices in the kernel table's layout (Matrix::packed)
+  size_t repacked_bytes_ = 0;
+  std::vector<std::pair<size_t, size_t>> released_;  // [offset, length) of the mapping no longer read
   size_t weight_bytes_ = 0;
   uint64_t n_params_ = 0;
 };

@@ -1,6 +1,8 @@
 // Read-only memory mapping of model files: weights are used in place, never copied.
 #include <fcntl.h>
 #include <sys/mman.h>
+
+#include <algorithm>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,12 +64,16 @@ MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-size_t MappedFile::resident_bytes() const {
-  if (!data_) return 0;
+size_t MappedFile::resident_bytes() const { return resident_bytes(0, size_); }
+
+size_t MappedFile::resident_bytes(size_t offset, size_t len) const {
+  if (!data_ || offset >= size_) return 0;
+  len = std::min(len, size_ - offset);
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  const size_t pages = (size_ + page - 1) / page;
-  std::vector<unsigned char> vec(pages);
-  if (mincore(const_cast<uint8_t*>(data_), size_, vec.data()) != 0) return 0;
+  const size_t first = offset / page, last = (offset + len + page - 1) / page;
+  if (last <= first) return 0;
+  std::vector<unsigned char> vec(last - first);
+  if (mincore(const_cast<uint8_t*>(data_) + first * page, (last - first) * page, vec.data()) != 0) return 0;
   size_t n = 0;
   for (unsigned char v : vec) n += (v & 1);
   return n * page;

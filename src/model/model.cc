@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "codey/model.h"
 #include "model/blocks.h"
@@ -166,6 +167,8 @@ void Model::repack_weights() {
     for (kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) mats.push_back(m);
   mats.push_back(&w_.output);
   const long page = sysconf(_SC_PAGESIZE);
+  const uint8_t* map_begin = file_.mapping() ? file_.mapping()->bytes().data() : nullptr;
+  std::mutex mu;
   ThreadPool pool(0);
   pool.parallel_for(static_cast<int64_t>(mats.size()), 1, [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; ++i) {
@@ -177,13 +180,25 @@ void Model::repack_weights() {
       if (!dst) continue;  // out of memory: this matrix keeps the plain layout
       std::memcpy(dst, packed.data(), packed.size());
       m.packed = dst;
+      std::lock_guard lock(mu);
+      repacked_bytes_ += packed.size();
       if (&m == &w_.output && w_.tied_output) continue;  // token_embd rows are still looked up
-      if (!file_.mapping()) continue;  // bytes owned by the caller (not a file mapping): leave them
+      if (!map_begin) continue;  // bytes owned by the caller (not a file mapping): leave them
       const auto begin = (reinterpret_cast<uintptr_t>(m.data) + page - 1) / page * page;
       const auto end = (reinterpret_cast<uintptr_t>(m.data) + m.row_bytes * static_cast<size_t>(m.rows)) / page * page;
-      if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+      if (end <= begin) continue;
+      madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+      released_.emplace_back(begin - reinterpret_cast<uintptr_t>(map_begin), end - begin);
     }
   });
+}
+
+size_t Model::mapped_resident_bytes() const {
+  const MappedFile* mf = file_.mapping();
+  if (!mf) return 0;
+  size_t n = mf->resident_bytes();
+  for (const auto& [off, len] : released_) n -= std::min(n, mf->resident_bytes(off, len));
+  return n;
 }
 
 Status Model::load_tensors() {

@@ -91,7 +91,7 @@ class GgufInstance final : public ModelInstance {
         tok_(std::move(tok)),
         template_(std::move(tmpl)),
         ctx_(std::move(ctx)) {
-    allocated_ = ctx_->memory_bytes() + heap_.size;
+    allocated_ = ctx_->memory_bytes() + heap_.size + model_->repacked_bytes();
   }
   ~GgufInstance() override {
     ctx_.reset();  // the context refers to the model
@@ -108,14 +108,14 @@ class GgufInstance final : public ModelInstance {
   Status truncate_slot(int slot, int64_t n) override { return ctx_->kv().truncate(slot, n); }
   Status resize_ctx(int64_t n_ctx) override {
     CODEY_TRY(ctx_->kv().resize(n_ctx));
-    allocated_ = ctx_->memory_bytes() + heap_.size;
+    allocated_ = ctx_->memory_bytes() + heap_.size + model_->repacked_bytes();
     return {};
   }
   Result<std::span<const float>> decode(const Batch& batch) override { return ctx_->decode(batch); }
   Memory memory() const override {
     Memory m;
     m.allocated = allocated_.load(std::memory_order_relaxed);
-    if (const MappedFile* mf = model_->gguf().mapping()) m.mapped_resident = mf->resident_bytes();
+    m.mapped_resident = model_->mapped_resident_bytes();
     return m;
   }
 
@@ -146,6 +146,10 @@ class GgufBackend final : public ModelBackend {
     f.file_bytes = s->file_size;
     f.n_ctx_train = static_cast<int64_t>(s->n_ctx_train);
     f.weight_bytes = s->tensor_bytes;
+    // Tied embeddings: the output matrix is repacked into a copy of its own,
+    // while token_embd stays mapped for the row lookups.
+    if (!file->find_tensor("output.weight"))
+      if (const GgufTensorInfo* e = file->find_tensor("token_embd.weight")) f.weight_bytes += e->n_bytes;
     KvCacheParams kv;
     kv.n_layer = static_cast<int64_t>(s->n_layer);
     kv.n_head_kv = static_cast<int64_t>(s->n_head_kv);
