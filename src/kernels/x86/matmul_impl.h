@@ -387,9 +387,10 @@ struct PIQ4_XS {
 // threads, tok/s): none 16.1 / 25.1, 8 KiB 22.6 / 39.7, 16 KiB 30.0 / 39.0,
 // 32 KiB 30.5 / 39.7.
 constexpr int64_t kPrefetchBytes = CODEY_PF;
+constexpr int64_t kPrefetchMaxTokens = 8;
 template <class S, class P, int T>
 void tile(const uint8_t* grp, int64_t n_rec, const ActLayout& L, const uint8_t* const* act, float* const* out,
-          int n_out, int n_rows) {
+          int n_out, int n_rows, bool prefetch) {
   using I = typename S::I;
   using F = typename S::F;
   constexpr int R = S::R;
@@ -403,7 +404,7 @@ void tile(const uint8_t* grp, int64_t n_rec, const ActLayout& L, const uint8_t* 
     const uint8_t* m = meta_region + static_cast<size_t>(b) * R * P::kMetaBytes;
     const typename P::template Meta<S> meta(m);
     for (int u = 0; u < P::kUnits; ++u) {
-      if constexpr (T <= 2) {
+      if (prefetch) {
         // Generation streams the weights from DRAM once: ask for the bytes
         // kPrefetchBytes ahead (a unit's share of a block at a time), so the
         // loads are in flight while this block is computed.
@@ -523,6 +524,10 @@ void matmul_typed(const Matrix& w, const float* x, int64_t m, int64_t ldx, float
     per_chunk = std::min(per_chunk, std::max<int64_t>(1, n_groups / (4 * nth)));
   }
   if (!packed) per_chunk = std::min(per_chunk, kMaxChunkGroups);
+  // A few tokens (generation, also of several sequences batched together)
+  // read each weight byte from DRAM about once: prefetch ahead. More tokens
+  // reuse a chunk from L2 across token tiles.
+  const bool prefetch = m <= kPrefetchMaxTokens;
   const int64_t n_chunks = (n_groups + per_chunk - 1) / per_chunk;
 
   pool.parallel_for(n_chunks, 1, [&](int64_t c0, int64_t c1, int ith) {
@@ -542,15 +547,15 @@ void matmul_typed(const Matrix& w, const float* x, int64_t m, int64_t ldx, float
           float* out[kMaxTile];
           for (int t = 0; t < nt; ++t) out[t] = y + (t0 + t) * ldy + g * R;
           if (nt == 1)
-            tile<S, P, 1>(grp, n_rec, L, a, out, nt, n_rows);
+            tile<S, P, 1>(grp, n_rec, L, a, out, nt, n_rows, prefetch);
           else if (nt == 2)
-            tile<S, P, 2>(grp, n_rec, L, a, out, nt, n_rows);
+            tile<S, P, 2>(grp, n_rec, L, a, out, nt, n_rows, prefetch);
           else if (nt <= 4 || S::kTile <= 4)
-            tile<S, P, 4>(grp, n_rec, L, a, out, nt, n_rows);
+            tile<S, P, 4>(grp, n_rec, L, a, out, nt, n_rows, prefetch);
           else if (nt <= 8 || S::kTile <= 8)
-            tile<S, P, std::min(8, S::kTile)>(grp, n_rec, L, a, out, nt, n_rows);
+            tile<S, P, std::min(8, S::kTile)>(grp, n_rec, L, a, out, nt, n_rows, prefetch);
           else
-            tile<S, P, S::kTile>(grp, n_rec, L, a, out, nt, n_rows);
+            tile<S, P, S::kTile>(grp, n_rec, L, a, out, nt, n_rows, prefetch);
         }
       }
     }
