@@ -88,6 +88,10 @@ struct ModelWeights {
 
 struct ModelLoadOptions {
   bool lock_memory = false;   // mlock the mapping (best effort)
+  // Matrices in the kernel table's repacked layout (rows interleaved); false
+  // keeps the file's plain layout (the kernels pack on the fly). The
+  // environment variable CODEY_REPACK=0 also turns it off.
+  bool repack = true;
 };
 
 class Model;
@@ -115,7 +119,7 @@ class Model {
  public:
   static Result<std::unique_ptr<Model>> load(const std::string& path, const ModelLoadOptions& options = {});
   // From an already parsed file (the model takes ownership).
-  static Result<std::unique_ptr<Model>> from_gguf(GgufFile file);
+  static Result<std::unique_ptr<Model>> from_gguf(GgufFile file, const ModelLoadOptions& options = {});
 
   const HParams& hparams() const { return hp_; }
   const ModelWeights& weights() const { return w_; }
@@ -125,6 +129,7 @@ class Model {
   size_t weight_bytes() const { return weight_bytes_; }
   // Bytes of the matrices repacked at load (memory the model allocated).
   size_t repacked_bytes() const { return repacked_bytes_; }
+  bool repacked() const { return repacked_bytes_ > 0; }
   // Resident bytes of the file mapping the model still reads: the pages of
   // repacked matrices, released at load, do not count even while the page
   // cache keeps them.

@@ -65,6 +65,7 @@ struct ModelConfig {
   int parallel = 1;                 // slots: sequences decoded together
   bool mmap = true;                 // false: weights read into allocated memory
   bool mlock = false;               // lock mapped weights in RAM (best effort)
+  bool repack = true;               // weights in the kernels' repacked layout (false: the file's)
   SamplingOptions sampling;
   std::vector<std::string> stop;    // stop strings (the model's end-of-generation tokens always stop)
   Millis keep_alive = std::chrono::minutes(5);  // idle time before unloading; 0 = after each request; < 0 = forever

@@ -74,6 +74,7 @@ struct Settings {
   int64_t batch = 512;
   int64_t prompt_chunk = 128;
   TensorType kv_type = TensorType::kF16;
+  bool repack = true;  // weights in the kernels' repacked layout
   bool operator==(const Settings&) const = default;
 };
 
@@ -84,8 +85,9 @@ enum class TrialKind {
 
 // One measured configuration: tokens/s over repetitions.
 struct Trial {
-  std::string phase;      // "threads", "batch", "kv", "ctx", "ttft", "defaults", "tuned"
+  std::string phase;      // "threads", "batch", "kv", "layout", "ctx", "ttft", "defaults", "tuned"
   TrialKind kind = TrialKind::kTg;
+  bool repacked = true;   // the model's weights in the repacked layout (false: the file's plain one)
   int threads = 0;
   int64_t batch = 0;      // pp: tokens per decode
   TensorType kv_type = TensorType::kF16;
@@ -94,7 +96,7 @@ struct Trial {
   Stats tps;              // tokens/s
   int planned_reps = 0;
   bool partial = false;   // stopped early (budget or Ctrl-C) with fewer repetitions than planned
-  std::string label() const;  // "tg16 @0", "pp256/b64 @0"
+  std::string label() const;  // "tg16 @0", "pp256/b64 @0", "tg16 @0 plain"
 };
 
 struct Progress {
@@ -133,14 +135,15 @@ struct TuneResult {
 
   std::vector<Trial> trials;           // in the order they ran
   std::vector<std::string> skipped;    // what the budget (or Ctrl-C) left out, and why
-  std::vector<std::string> notes;      // e.g. the repacked layout switch the engine lacks
+  std::vector<std::string> notes;      // what the report should say besides the trials
   std::string plan;                    // the sizing the budget allowed ("3 reps, pp 512, ...")
 
   Settings defaults;                   // resolved (threads = usable cores)
   Settings chosen;                     // defaults where nothing better was measured
   // Which fields of `chosen` were decided by measurement against the default
   // (only those are written to the config).
-  bool threads_measured = false, batch_measured = false, prompt_chunk_measured = false, kv_measured = false;
+  bool threads_measured = false, batch_measured = false, prompt_chunk_measured = false, kv_measured = false,
+       repack_measured = false;
   int best_tg_threads = 0, best_pp_threads = 0;  // 0 = not measured
   std::optional<Stats> best_tg, best_pp;         // the best measured of each kind (short context)
 

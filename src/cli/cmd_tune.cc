@@ -192,6 +192,15 @@ int run_tune_cli(const TuneCliOptions& c) {
   }
   if (model_name.empty()) model_name = sanitize_name(fs::path(c.model).stem().string());
   const ModelConfig* entry = cfg ? cfg->find_model(model_name) : nullptr;
+  // The defaults to beat are what this model runs with today: its entry's
+  // settings (threads 0 = auto = the usable cores).
+  if (entry) {
+    o.defaults.threads = entry->threads > 0 ? entry->threads : (cfg->threads > 0 ? cfg->threads : 0);
+    o.defaults.batch = entry->batch;
+    o.defaults.prompt_chunk = entry->prompt_chunk;
+    o.defaults.kv_type = entry->kv_type;
+    o.defaults.repack = entry->repack;
+  }
 
   // Progress: a redrawn line on a terminal; each finished measurement as a row.
   ProgressLine line;

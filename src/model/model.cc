@@ -128,14 +128,14 @@ std::vector<std::string_view> supported_archs() {
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelLoadOptions& options) {
   auto file = GgufFile::open(path);
   if (!file) return std::unexpected(std::move(file.error()));
-  auto model = from_gguf(std::move(*file));
+  auto model = from_gguf(std::move(*file), options);
   if (!model) return std::unexpected(std::move(model.error()).with_context(path));
   if (options.lock_memory && (*model)->file_.mapping() && !(*model)->file_.mapping()->lock())
     log_warn("{}: could not lock the weights in memory (RLIMIT_MEMLOCK?)", path);
   return model;
 }
 
-Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
+Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file, const ModelLoadOptions& options) {
   std::unique_ptr<Model> m(new Model(std::move(file)));
   auto arch = m->file_.architecture();
   if (!arch) return std::unexpected(std::move(arch.error()));
@@ -149,15 +149,15 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
   CODEY_TRY(read_common_hparams(m->file_, m->hp_));
   CODEY_TRY(m->arch_->load_hparams(m->file_, m->hp_));
   CODEY_TRY(m->load_tensors());
-  m->repack_weights();
+  if (options.repack) m->repack_weights();
   return m;
 }
 
 // Matrices go to the kernel table's own layout once, at load (rows
 // interleaved so one SIMD pass yields several outputs). A repacked matrix's
 // file pages are never read again, so they are released from this process:
-// resident memory holds one copy of the weights. CODEY_REPACK=0 keeps the
-// plain layout (for measuring what repacking buys).
+// resident memory holds one copy of the weights. ModelLoadOptions::repack =
+// false or CODEY_REPACK=0 keep the plain layout.
 void Model::repack_weights() {
   const auto& kt = kernels::kernels();
   const char* env = std::getenv("CODEY_REPACK");

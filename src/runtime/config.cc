@@ -353,6 +353,10 @@ struct Parser {
       auto r = boolean(v, path);
       if (!r) return std::unexpected(r.error());
       m.mlock = *r;
+    } else if (k == "repack") {
+      auto r = boolean(v, path);
+      if (!r) return std::unexpected(r.error());
+      m.repack = *r;
     } else if (k == "pinned") {
       auto r = boolean(v, path);
       if (!r) return std::unexpected(r.error());
@@ -389,7 +393,7 @@ constexpr std::string_view kSamplingKeys[] = {"temperature",      "top_k",      
                                               "min_p",            "repeat_penalty",  "repeat_last_n",
                                               "presence_penalty", "frequency_penalty", "seed"};
 constexpr std::string_view kModelOnlyKeys[] = {"path",     "ctx",    "ctx_max", "kv_type", "batch",      "prompt_chunk",
-                                               "threads",  "parallel", "mmap",  "mlock",   "pinned",     "stop",
+                                               "threads",  "parallel", "mmap",  "mlock",   "repack", "pinned",     "stop",
                                                "keep_alive", "deadline", "max_tokens", "queue"};
 constexpr std::string_view kRouteOnlyKeys[] = {"model", "description", "system", "max_tokens", "stop"};
 constexpr std::string_view kServerKeys[] = {"host", "port", "api_key", "max_body", "shutdown_grace"};

@@ -176,10 +176,13 @@ class GgufBackend final : public ModelBackend {
     if (cfg.mmap) {
       ModelLoadOptions lo;
       lo.lock_memory = cfg.mlock;
+      lo.repack = cfg.repack;
       auto m = Model::load(cfg.path, lo);
       if (!m) return ctx_err(std::move(m.error()));
       model = std::move(*m);
-      if (const MappedFile* mf = model->gguf().mapping()) {
+      // A repacked model has read its matrices and released their file
+      // pages; touching the whole mapping again would bring them back.
+      if (const MappedFile* mf = model->gguf().mapping(); mf && !model->repacked()) {
         auto st = prefault(*mf, progress, stop);
         if (!st) return ctx_err(std::move(st.error()));
       }
@@ -189,7 +192,9 @@ class GgufBackend final : public ModelBackend {
       heap = std::move(*h);
       auto file = GgufFile::parse(std::span<const uint8_t>(heap.data.get(), heap.size), cfg.path);
       if (!file) return ctx_err(std::move(file.error()));
-      auto m = Model::from_gguf(std::move(*file));
+      ModelLoadOptions lo;
+      lo.repack = cfg.repack;
+      auto m = Model::from_gguf(std::move(*file), lo);
       if (!m) return ctx_err(std::move(m.error()));
       model = std::move(*m);
     }

@@ -195,8 +195,9 @@ std::string format_stats(const Stats& s) {
 }
 
 std::string Trial::label() const {
-  if (kind == TrialKind::kTg) return fmt::format("tg{} @{}", tokens, depth);
-  return fmt::format("pp{}/b{} @{}", tokens, batch, depth);
+  const char* layout = repacked ? "" : " plain";
+  if (kind == TrialKind::kTg) return fmt::format("tg{} @{}{}", tokens, depth, layout);
+  return fmt::format("pp{}/b{} @{}{}", tokens, batch, depth, layout);
 }
 
 // ------------------------------------------------------------------ sweep --
@@ -238,10 +239,6 @@ class Tuner {
     r_.defaults.threads = std::min(r_.defaults.threads, r_.machine.usable_cores);
     r_.chosen = r_.defaults;
     r_.ttft_tokens = o_.ttft_tokens;
-    r_.notes.push_back(
-        "repacked weight layout: not swept - the engine has no switch for it (the kernel table's repack hook is not "
-        "wired into model loading)");
-
     progress("loading the model");
     auto m = Model::load(o_.model_path);
     if (!m) return std::unexpected(std::move(m.error()));
@@ -264,6 +261,7 @@ class Tuner {
     phase_batch();
     decide_threads_batch();
     phase_kv();
+    phase_layout();
     phase_ctx();
     phase_ttft();
     phase_verify();
@@ -634,7 +632,13 @@ class Tuner {
 
   void plan() {
     const int T = r_.defaults.threads;
-    threads_ = thread_candidates(T);
+    // 1 .. the usable cores, whatever the defaults say (a config may hold a
+    // hand-set count), and the default's own count.
+    threads_ = thread_candidates(r_.machine.usable_cores);
+    if (std::find(threads_.begin(), threads_.end(), T) == threads_.end()) {
+      threads_.push_back(T);
+      std::sort(threads_.rbegin(), threads_.rend());
+    }
     // Largest fill worth trying: training context, --max-ctx, and memory
     // (both KV types' deep contexts may exist at once).
     int64_t max_depth = r_.n_ctx_train > 0 ? r_.n_ctx_train : 4096;
@@ -654,8 +658,9 @@ class Tuner {
 
     auto estimate = [&](const Level& L, int64_t n_gen, std::vector<int64_t>& batches, std::vector<int64_t>& depths) {
       batches.clear();
-      for (int64_t b : {256, 128, 64, 32})
-        if (b < std::min<int64_t>(L.n_pp, r_.defaults.batch)) batches.push_back(b);
+      // Larger and smaller than the default (which is measured already).
+      for (int64_t b : {512, 256, 128, 64, 32})
+        if (b <= L.n_pp && b != std::min<int64_t>(L.n_pp, r_.defaults.batch)) batches.push_back(b);
       depths.clear();
       if (max_depth >= 2 * kCtxBase) {
         depths.push_back(kCtxBase);
@@ -851,6 +856,75 @@ class Tuner {
     // Keep only the chosen type's deep context for the next phases.
     for (auto& d : deep_)
       if (d && d->kv != r_.chosen.kv_type) d.reset();
+  }
+
+  // The kernels' repacked layout against the file's plain one (the kernels
+  // then pack rows on the fly): a second copy of the model, loaded without
+  // repacking, measured with the chosen threads, batch and KV type.
+  void phase_layout() {
+    if (stopped()) return;
+    if (!model_->repacked()) {
+      r_.notes.push_back(
+          "layout: not compared - nothing was repacked (this CPU's kernels have no repacked layout for the model's "
+          "weight types)");
+      return;
+    }
+    const Settings& s = r_.chosen;
+    const uint64_t usable = r_.machine.usable_memory;
+    if (usable > 0 && 2 * uint64_t(r_.weight_bytes) + ctx_bytes_estimate(s.kv_type, std_n_ctx_, std_n_batch_) > usable) {
+      skip("layout: a second copy of the weights does not fit in memory");
+      return;
+    }
+    const int64_t b = std::min(s.batch, n_pp_);
+    const double cost = 2.0 * r_.load_s + ctx_cost(s.kv_type, std_n_ctx_, b) +
+                        4.0 * reps_ * (double(n_gen_) * tg_cost(s.threads, kShortDepth) + double(n_pp_) * pp_cost(s.threads, b));
+    if (cost > left() - verify_reserve()) {
+      skip("layout: repacked vs plain");
+      return;
+    }
+    progress("layout: loading the model in the plain layout");
+    ModelLoadOptions lo;
+    lo.repack = false;
+    auto plain = Model::load(o_.model_path, lo);
+    if (!plain) {
+      r_.notes.push_back(fmt::format("layout: not compared: {}", plain.error().message));
+      return;
+    }
+    auto packed_ctx = context(s.threads, s.kv_type, std_n_ctx_, b);
+    if (!packed_ctx) return skip("layout: " + packed_ctx.error().message);
+    ContextParams p;
+    p.n_ctx = std_n_ctx_;
+    p.n_batch = b;
+    p.kv_type = s.kv_type;
+    p.n_threads = s.threads;
+    auto pc = Context::create(**plain, p);
+    if (!pc) return skip("layout: " + pc.error().message);
+    Ctx plain_ctx;
+    plain_ctx.threads = s.threads;
+    plain_ctx.kv = s.kv_type;
+    plain_ctx.n_ctx = std_n_ctx_;
+    plain_ctx.n_batch = b;
+    plain_ctx.ctx = std::move(*pc);
+    // Measured alternately, so drift on a shared machine hits both alike.
+    std::optional<Stats> tg[2], pp[2];  // [0] repacked, [1] plain
+    for (int layout = 0; layout < 2; ++layout) {
+      Ctx& c = layout == 0 ? **packed_ctx : plain_ctx;
+      Trial t = tg_spec("layout", s.threads, s.kv_type, kShortDepth);
+      t.repacked = layout == 0;
+      if (auto tr = measure(t, c, verify_reserve())) tg[layout] = tr->tps;
+    }
+    for (int layout = 0; layout < 2; ++layout) {
+      Ctx& c = layout == 0 ? **packed_ctx : plain_ctx;
+      Trial t = pp_spec("layout", s.threads, s.kv_type, b, 0, n_pp_);
+      t.repacked = layout == 0;
+      if (auto tr = measure(t, c, verify_reserve())) pp[layout] = tr->tps;
+    }
+    if (!tg[0] || !tg[1]) return;
+    r_.repack_measured = true;
+    // The plain layout only where it is better for generation and no worse
+    // for prompts; repacking is the default.
+    const bool plain_better = beats(*tg[1], *tg[0]) && (!pp[0] || !pp[1] || pp[1]->mean >= pp[0]->mean);
+    r_.chosen.repack = !plain_better;
   }
 
   int64_t deep_n_ctx() const {
@@ -1092,6 +1166,7 @@ std::string format_report(const TuneResult& r, const TuneOptions& o) {
   s += fmt::format("  batch         {:<6}{}\n", c.batch, mark(r.batch_measured, c.batch != d.batch));
   s += fmt::format("  prompt_chunk  {:<6}{}\n", c.prompt_chunk, mark(r.prompt_chunk_measured, c.prompt_chunk != d.prompt_chunk));
   s += fmt::format("  kv_type       {:<6}{}\n", type_name(c.kv_type), mark(r.kv_measured, c.kv_type != d.kv_type));
+  s += fmt::format("  repack        {:<6}{}\n", c.repack ? "true" : "false", mark(r.repack_measured, c.repack != d.repack));
   if (r.tg_defaults && r.tg_tuned) {
     s += fmt::format("\ndefaults vs tuned (same run, interleaved)\n");
     s += fmt::format("  generation    {} -> {} t/s ({:+.1f}%)\n", format_stats(*r.tg_defaults), format_stats(*r.tg_tuned),
@@ -1130,12 +1205,17 @@ nlohmann::json to_json(const TuneResult& r) {
   auto st = [](const Stats& s) { return J{{"mean", s.mean}, {"stddev", s.stddev}, {"n", s.n}}; };
   auto ost = [&](const std::optional<Stats>& s) { return s ? st(*s) : J(nullptr); };
   auto set = [](const Settings& s) {
-    return J{{"threads", s.threads}, {"batch", s.batch}, {"prompt_chunk", s.prompt_chunk}, {"kv_type", type_name(s.kv_type)}};
+    return J{{"threads", s.threads},
+             {"batch", s.batch},
+             {"prompt_chunk", s.prompt_chunk},
+             {"kv_type", type_name(s.kv_type)},
+             {"repack", s.repack}};
   };
   J trials = J::array();
   for (const auto& t : r.trials)
     trials.push_back({{"phase", t.phase},
                       {"test", t.kind == TrialKind::kTg ? "tg" : "pp"},
+                      {"repacked", t.repacked},
                       {"threads", t.threads},
                       {"batch", t.batch},
                       {"kv_type", type_name(t.kv_type)},
@@ -1170,7 +1250,8 @@ nlohmann::json to_json(const TuneResult& r) {
            {"defaults", set(r.defaults)},
            {"chosen", set(r.chosen)},
            {"measured", {{"threads", r.threads_measured}, {"batch", r.batch_measured},
-                         {"prompt_chunk", r.prompt_chunk_measured}, {"kv_type", r.kv_measured}}},
+                         {"prompt_chunk", r.prompt_chunk_measured}, {"kv_type", r.kv_measured},
+                         {"repack", r.repack_measured}}},
            {"best_tg_threads", r.best_tg_threads},
            {"best_pp_threads", r.best_pp_threads},
            {"tg_defaults", ost(r.tg_defaults)},
@@ -1230,6 +1311,7 @@ std::vector<ConfigValue> tuned_values(const TuneResult& r) {
   if (r.batch_measured) v.emplace_back("batch", fmt::format("{}", r.chosen.batch));
   if (r.prompt_chunk_measured) v.emplace_back("prompt_chunk", fmt::format("{}", r.chosen.prompt_chunk));
   if (r.kv_measured) v.emplace_back("kv_type", std::string(type_name(r.chosen.kv_type)));
+  if (r.repack_measured) v.emplace_back("repack", r.chosen.repack ? "true" : "false");
   return v;
 }
 

@@ -302,6 +302,7 @@ std::map<std::string, std::string> model_fields(const ModelConfig& m) {
   f["parallel"] = fmt::format("{}", m.parallel);
   f["mmap"] = fmt::format("{}", m.mmap);
   f["mlock"] = fmt::format("{}", m.mlock);
+  f["repack"] = fmt::format("{}", m.repack);
   f["pinned"] = fmt::format("{}", m.pinned);
   f["stop"] = fmt::format("{}", fmt::join(m.stop, "\x1f"));
   f["keep_alive"] = fmt::format("{}", m.keep_alive.count());

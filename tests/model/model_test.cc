@@ -4,6 +4,7 @@
 // several sequences, and the errors of load and decode.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -256,6 +257,29 @@ TEST(ModelTest, SequencesInOneBatchAreIndependent) {
   auto too_big = (*ctx)->decode(batch);
   ASSERT_FALSE(too_big.has_value());
   EXPECT_EQ((*ctx)->kv().seq_length(2), 0);
+}
+
+// The repacked layout (load-time row interleaving) and the plain one (rows
+// packed on the fly) compute the same thing; without repacking nothing is
+// allocated for the weights.
+TEST(ModelTest, RepackedAndPlainLayoutsAgree) {
+  for (const char* name : {"tiny-llama-Q4_K_M", "micro-qwen2-Q8_0", "tiny-llama-Q5_K_M"}) {
+    SCOPED_TRACE(name);
+    const std::string path = testing::testdata(std::string("models/") + name + ".gguf");
+    ModelLoadOptions plain_opts;
+    plain_opts.repack = false;
+    auto packed = Model::load(path), plain = Model::load(path, plain_opts);
+    ASSERT_TRUE(packed.has_value()) << packed.error().message;
+    ASSERT_TRUE(plain.has_value()) << plain.error().message;
+    EXPECT_FALSE((*plain)->repacked());
+    EXPECT_EQ((*plain)->repacked_bytes(), 0u);
+    if (!(*packed)->repacked()) GTEST_SKIP() << "this CPU's kernels have no repacked layout";
+    const auto ids = read_ids(testing::testdata("reference/" + family(name) + ".tokens"));
+    const std::vector<int32_t> toks(ids.begin(), ids.begin() + 24);
+    const auto a = last_logits_alone(**packed, toks), b = last_logits_alone(**plain, toks);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4f * (1.0f + std::fabs(a[i]))) << "logit " << i;
+  }
 }
 
 // --- errors -------------------------------------------------------------------

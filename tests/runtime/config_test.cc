@@ -73,6 +73,7 @@ models:
     parallel: 4
     mmap: false
     mlock: yes
+    repack: false
     temperature: 0
     top_k: 20
     top_p: 0.9
@@ -107,6 +108,8 @@ server: { host: 0.0.0.0, port: 8080, api_key: "env:CODEY_KEY", max_body: 1MiB, s
   EXPECT_EQ(a.parallel, 4);
   EXPECT_FALSE(a.mmap);
   EXPECT_TRUE(a.mlock);
+  EXPECT_FALSE(a.repack);
+  EXPECT_TRUE(c->models[1].repack);  // the default
   EXPECT_FLOAT_EQ(*a.sampling.temperature, 0.0f);
   EXPECT_EQ(*a.sampling.top_k, 20);
   EXPECT_FLOAT_EQ(*a.sampling.min_p, 0.1f);

@@ -19,13 +19,15 @@ namespace codey::testing {
 
 // A tiny llama-shaped model with the built-in byte-level tokenizer (ChatML
 // template, FIM tokens). Synthesized once per (seed, n_ctx, n_head) per test
-// binary. n_head 2 gives head_dim 32, which a q8_0 KV cache needs.
-inline std::string tiny_model(uint64_t seed = 1, int64_t n_ctx_train = 512, int64_t n_head = 4) {
+// binary. n_head 2 gives head_dim 32, which a q8_0 KV cache needs; a
+// quantized `type` (e.g. Q8_0) has a repacked layout, F16 has none.
+inline std::string tiny_model(uint64_t seed = 1, int64_t n_ctx_train = 512, int64_t n_head = 4,
+                              const std::string& type = "F16") {
   static std::mutex mu;
-  static std::map<std::tuple<uint64_t, int64_t, int64_t>, std::string> made;
+  static std::map<std::tuple<uint64_t, int64_t, int64_t, std::string>, std::string> made;
   static const std::string dir = temp_dir();
   std::lock_guard lock(mu);
-  auto& path = made[{seed, n_ctx_train, n_head}];
+  auto& path = made[{seed, n_ctx_train, n_head, type}];
   if (!path.empty()) return path;
   SynthOptions o;
   o.shape.name = "tiny";
@@ -39,10 +41,10 @@ inline std::string tiny_model(uint64_t seed = 1, int64_t n_ctx_train = 512, int6
   o.shape.n_ctx = n_ctx_train;
   o.shape.rope_freq_base = 10000.0f;
   o.shape.tied_embeddings = true;
-  o.target = "F16";
+  o.target = type;
   o.seed = seed;
   o.threads = 1;
-  o.output = fmt::format("{}/tiny-{}-{}-{}.gguf", dir, seed, n_ctx_train, n_head);
+  o.output = fmt::format("{}/tiny-{}-{}-{}-{}.gguf", dir, seed, n_ctx_train, n_head, type);
   auto r = synth_model(o);
   if (!r) {
     ADD_FAILURE() << r.error().message;

@@ -338,7 +338,8 @@ TEST(TuneQuantFit, BudgetMinusPinnedAgainstWeightsPlusKv) {
 TEST(TuneSweep, CgroupQuotaBoundsThreadsAndTheConfigValues) {
   const std::string root = fake_cgroup_v2("100000 100000", "max");
   TuneOptions o;
-  o.model_path = testing::tiny_model(1, 4096, /*n_head=*/2);  // head_dim 32: q8_0 KV is possible
+  // head_dim 32: a q8_0 KV cache is possible; Q8_0 weights: a repacked layout to compare.
+  o.model_path = testing::tiny_model(1, 4096, /*n_head=*/2, "Q8_0");
   o.budget = Millis(6000);
   o.cgroup_root = root;
   o.ttft_tokens = 512;
@@ -356,6 +357,8 @@ TEST(TuneSweep, CgroupQuotaBoundsThreadsAndTheConfigValues) {
   // A tiny model fits everything in 6 s: every phase ran, every trial has mean and deviation.
   EXPECT_TRUE(r->batch_measured) << format_report(*r, o);
   EXPECT_TRUE(r->kv_measured) << format_report(*r, o);
+  EXPECT_TRUE(r->repack_measured) << format_report(*r, o);
+  EXPECT_NE(format_report(*r, o).find(" plain "), std::string::npos);
   EXPECT_TRUE(r->ctx_within_tolerance.has_value()) << format_report(*r, o);
   EXPECT_TRUE(r->ttft_s.has_value()) << format_report(*r, o);
   for (const auto& t : r->trials) {
