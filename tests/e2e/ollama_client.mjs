@@ -5,6 +5,7 @@
 // Exits non-zero with a message on the first failed check.
 import { Ollama } from 'ollama';
 import assert from 'node:assert/strict';
+import { check } from './check.mjs';
 
 const [host, model, apiKey] = process.argv.slice(2);
 if (!host || !model) {
@@ -13,16 +14,6 @@ if (!host || !model) {
 }
 const headers = apiKey ? { Authorization: `Bearer ${apiKey}` } : undefined;
 const ollama = new Ollama({ host, headers });
-
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`ok ${name}`);
-  } catch (e) {
-    console.error(`FAIL ${name}: ${e?.stack ?? e}`);
-    process.exit(1);
-  }
-}
 
 async function expectError(status, substring, fn) {
   try {

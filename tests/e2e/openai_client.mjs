@@ -5,6 +5,7 @@
 // Exits non-zero with a message on the first failed check.
 import OpenAI from 'openai';
 import assert from 'node:assert/strict';
+import { check } from './check.mjs';
 
 const [baseURL, model, toolsModel, apiKey] = process.argv.slice(2);
 if (!baseURL || !model || !toolsModel) {
@@ -14,16 +15,6 @@ if (!baseURL || !model || !toolsModel) {
 const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: apiKey ?? 'none', maxRetries: 0, timeout: 60_000 });
 // The byte-level test vocabulary: 256 <|endoftext|>, 257 <|im_start|>, 258 <|im_end|>.
 const noEnd = { '256': -100, '257': -100, '258': -100 };
-
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`ok ${name}`);
-  } catch (e) {
-    console.error(`FAIL ${name}: ${e?.stack ?? e}`);
-    process.exit(1);
-  }
-}
 
 async function expectError(status, substring, fn) {
   try {
