@@ -277,11 +277,16 @@ struct AttnScratch {
   std::vector<float> m, l;
 };
 
+inline void prefetch_bytes(const uint8_t* p, size_t n) {
+  for (size_t off = 0; off < n; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + off), _MM_HINT_T0);
+}
+
 template <class S>
 void attention_impl(const AttentionArgs& a, ThreadPool& pool) {
   CODEY_ASSERT(a.head_dim_k <= kMaxHeadDim && a.head_dim_v <= kMaxHeadDim);
   CODEY_ASSERT(a.n_head_kv > 0 && a.n_head % a.n_head_kv == 0);
   const int64_t group = a.n_head / a.n_head_kv, dk = a.head_dim_k, dv = a.head_dim_v;
+  const size_t k_row_bytes = row_bytes(a.k.type, dk), v_row_bytes = row_bytes(a.v.type, dv);
   // Tiles: runs of consecutive tokens of one sequence (a decode batch of many
   // sequences gives one-token tiles). Built without allocating per call.
   thread_local std::vector<int64_t> tile_start;
@@ -322,6 +327,14 @@ void attention_impl(const AttentionArgs& a, ThreadPool& pool) {
       std::fill_n(sc.l.data(), nq, 0.0f);
       for (int64_t p0 = lo; p0 <= hi; p0 += kBlock) {
         const int64_t nb = std::min(kBlock, hi + 1 - p0);
+        // The next block's rows, asked for while this one is computed: at
+        // depth, generation streams the cache from DRAM, one strided row per
+        // position and head, which the hardware prefetchers do not follow.
+        const int64_t nb_next = std::min(kBlock, hi + 1 - (p0 + kBlock));
+        for (int64_t j = 0; j < nb_next; ++j) {
+          prefetch_bytes(a.k.row(seq, hkv, p0 + kBlock + j), k_row_bytes);
+          prefetch_bytes(a.v.row(seq, hkv, p0 + kBlock + j), v_row_bytes);
+        }
         for (int64_t j = 0; j < nb; ++j) {
           decode_kv_row<S>(a.k.type, a.k.row(seq, hkv, p0 + j), kf + j * dk, dk);
           decode_kv_row<S>(a.v.type, a.v.row(seq, hkv, p0 + j), vf + j * dv, dv);
