@@ -86,8 +86,9 @@ MemoryEstimate estimate_memory(const GgufSummary& s, uint64_t n_ctx, TensorType 
   // tiles. A stated upper estimate, not a measurement.
   const uint64_t b = std::min<uint64_t>(n_batch, std::max<uint64_t>(n_ctx, 1));
   const uint64_t width = 4 * s.n_embd + 2 * s.n_head * s.head_dim + 3 * s.n_ff;
-  // Logits: the engine's context keeps one row per batch token.
-  m.scratch = b * width * 4 + b * (s.n_embd + s.n_ff) * 2 + b * s.n_vocab * 4 + (16u << 20);
+  // Logits: one row per sequence (a decode asking for more grows them).
+  const uint64_t logit_rows = std::min<uint64_t>(b, std::max<uint64_t>(n_seq, 1));
+  m.scratch = b * width * 4 + b * (s.n_embd + s.n_ff) * 2 + logit_rows * s.n_vocab * 4 + (16u << 20);
   return m;
 }
 

@@ -63,7 +63,11 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   c->attn_.resize(B * static_cast<size_t>(hp.n_head * hp.head_dim_v));
   c->gate_.resize(B * static_cast<size_t>(hp.n_ff));
   c->up_.resize(B * static_cast<size_t>(hp.n_ff));
-  c->logits_.resize(B * static_cast<size_t>(hp.n_vocab));
+  // Logits for one token per sequence (what generation and a prompt's last
+  // token need); a decode that asks for more rows (codey eval) grows it. A
+  // row per batch token up front would be n_batch x n_vocab floats: 311 MB
+  // for a 151936-token vocabulary at batch 512.
+  c->logits_.resize(std::min(B, static_cast<size_t>(std::max(p.n_seq, 1))) * static_cast<size_t>(hp.n_vocab));
   c->pos_.resize(B);
   c->out_rows_.resize(B);
   c->seq_added_.resize(static_cast<size_t>(p.n_seq));
@@ -136,6 +140,7 @@ Result<std::span<const float>> Context::decode(const Batch& batch) {
   for (int64_t j = 0; j < n_out; ++j)
     kt.rms_norm(f.x + out_rows_[static_cast<size_t>(j)] * d, model_.weights().output_norm, f.xn + j * d, d, hp.rms_eps);
   const kernels::Matrix& out = model_.weights().output;
+  if (static_cast<size_t>(n_out * hp.n_vocab) > logits_.size()) logits_.resize(static_cast<size_t>(n_out * hp.n_vocab));
   kt.matmul(out, f.xn, n_out, d, logits_.data(), hp.n_vocab, workspace_, *pool_);
   if (hp.final_softcap > 0.0f) {
     const float c = hp.final_softcap;

@@ -90,7 +90,8 @@ std::string write_config(const std::string& text) {
 }
 
 TEST(CliList, ShowsWhatEachModelNeedsAgainstTheBudget) {
-  const ModelConfig a = tiny_config("a");
+  ModelConfig a = tiny_config("a");
+  a.parallel = 2;  // as in the config below: the scratch holds a logits row per slot
   auto facts = make_gguf_backend()->inspect(a);
   ASSERT_TRUE(facts.has_value());
   const uint64_t need = facts->bytes_at(256, 2);
