@@ -698,10 +698,13 @@ void Server::Impl::setup() {
   http.set_keep_alive_max_count(kKeepAliveMax);
   http.set_tcp_nodelay(true);  // a token per write: no Nagle delay
 
-  // Bodyless requests are authorized here; POST routes do it after reading
-  // (or dropping) the body, so a refused request leaves the connection in step.
+  // Requests are authorized here, except POSTs with a body: their routes do
+  // it after reading (or dropping) the body, so a refused request leaves the
+  // connection in step. Any other method is checked here even with a body
+  // (a GET with a body must not skip the key).
   http.set_pre_routing_handler([this](const Request& req, Response& res) {
-    if (req.path == "/health" || has_body(req) || authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
+    const bool deferred = req.method == "POST" && has_body(req);
+    if (req.path == "/health" || deferred || authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
     send_error(res, api_of(req.path),
                make_api_error(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer <key>)"));
     return httplib::Server::HandlerResponse::Handled;
@@ -795,6 +798,9 @@ void Server::Impl::setup() {
   // Endpoints of the two APIs codey does not have: a clear 501, not a 404.
   auto unsupported = [this](const Request& req, Response& res, const ContentReader& r) {
     (void)read_body(req, res, r);
+    if (!authorized(req))
+      return send_error(res, api_of(req.path),
+                        make_api_error(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer <key>)"));
     send_error(res, api_of(req.path),
                make_api_error(501, "not_supported",
                               fmt::format("{} is not supported by codey (models come from codey.yaml; no embeddings)",

@@ -497,6 +497,11 @@ TEST_F(Serve, HealthMetricsAndStatus) {
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.j()["status"], "ok");
   EXPECT_EQ(curl("GET", url() + "/metrics", "", "", false).status, 401);
+  // A body does not let a GET (or any route) skip the key.
+  for (const char* path : {"/metrics", "/codey/status", "/api/ps", "/v1/models"})
+    EXPECT_EQ(curl("GET", url() + path, "x", "", false).status, 401) << path;
+  EXPECT_EQ(curl("POST", url() + "/api/pull", R"({"name":"x"})", "", false).status, 401);
+  EXPECT_EQ(curl("DELETE", url() + "/api/delete", R"({"name":"x"})", "", false).status, 401);
   Http m = curl("GET", url() + "/metrics");
   ASSERT_EQ(m.status, 200);
   for (const char* series :

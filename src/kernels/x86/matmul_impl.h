@@ -527,7 +527,7 @@ void matmul_typed(const Matrix& w, const float* x, int64_t m, int64_t ldx, float
   // A few tokens (generation, also of several sequences batched together)
   // read each weight byte from DRAM about once: prefetch ahead. More tokens
   // reuse a chunk from L2 across token tiles.
-  const bool prefetch = m <= kPrefetchMaxTokens;
+  const bool prefetch = packed && m <= kPrefetchMaxTokens;  // on-the-fly groups sit in L1/L2 scratch
   const int64_t n_chunks = (n_groups + per_chunk - 1) / per_chunk;
 
   pool.parallel_for(n_chunks, 1, [&](int64_t c0, int64_t c1, int ith) {
