@@ -130,6 +130,8 @@ class HugePageArena {
   uint8_t* allocate(size_t bytes);
   // Bytes mapped by the arena (what it costs in memory).
   size_t mapped_bytes() const;
+  // mlock the allocated part of every block; false if any failed.
+  bool lock() const;
 
  private:
   struct Block {

@@ -92,6 +92,10 @@ struct ModelLoadOptions {
   // keeps the file's plain layout (the kernels pack on the fly). The
   // environment variable CODEY_REPACK=0 also turns it off.
   bool repack = true;
+  // The bytes given to from_gguf are the model's own copy of the file (not a
+  // mapping, not the caller's buffer): release the pages of repacked
+  // matrices there too, so memory holds one copy of the weights.
+  bool release_source = false;
 };
 
 class Model;
@@ -130,6 +134,8 @@ class Model {
   // Bytes of the matrices repacked at load (memory the model allocated).
   size_t repacked_bytes() const { return repacked_bytes_; }
   bool repacked() const { return repacked_bytes_ > 0; }
+  // Bytes of the source (mapping or owned copy) released after repacking.
+  size_t released_bytes() const { return released_bytes_; }
   // Resident bytes of the file mapping the model still reads: the pages of
   // repacked matrices, released at load, do not count even while the page
   // cache keeps them.
@@ -141,7 +147,7 @@ class Model {
  private:
   explicit Model(GgufFile file) : file_(std::move(file)) {}
   Status load_tensors();
-  void repack_weights();
+  void repack_weights(bool release_source);
 
   GgufFile file_;
   const ArchSpec* arch_ = nullptr;
@@ -149,7 +155,7 @@ class Model {
   ModelWeights w_;
   std::vector<std::vector<float>> owned_f32_;  // 1-D tensors stored in other types, decoded once
   HugePageArena packed_;  // matrices in the kernel table's layout (Matrix::packed)
-  size_t repacked_bytes_ = 0;
+  size_t repacked_bytes_ = 0, released_bytes_ = 0;
   std::vector<std::pair<size_t, size_t>> released_;  // [offset, length) of the mapping no longer read
   size_t weight_bytes_ = 0;
   uint64_t n_params_ = 0;

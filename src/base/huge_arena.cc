@@ -70,6 +70,14 @@ uint8_t* HugePageArena::allocate(size_t bytes) {
   return data;
 }
 
+bool HugePageArena::lock() const {
+  std::lock_guard lock(*mu_);
+  bool ok = true;
+  for (const Block& b : blocks_)
+    if (b.used > 0 && mlock(b.data, b.used) != 0) ok = false;
+  return ok;
+}
+
 size_t HugePageArena::mapped_bytes() const {
   std::lock_guard lock(*mu_);
   size_t n = 0;

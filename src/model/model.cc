@@ -130,8 +130,14 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelL
   if (!file) return std::unexpected(std::move(file.error()));
   auto model = from_gguf(std::move(*file), options);
   if (!model) return std::unexpected(std::move(model.error()).with_context(path));
-  if (options.lock_memory && (*model)->file_.mapping() && !(*model)->file_.mapping()->lock())
-    log_warn("{}: could not lock the weights in memory (RLIMIT_MEMLOCK?)", path);
+  if (options.lock_memory) {
+    // Repacked: the matrices live in the arena; locking the whole mapping
+    // would read the released pages back in and pin a second copy.
+    Model& md = **model;
+    const bool ok = md.repacked() ? md.packed_.lock()
+                                  : (!md.file_.mapping() || md.file_.mapping()->lock());
+    if (!ok) log_warn("{}: could not lock the weights in memory (RLIMIT_MEMLOCK?)", path);
+  }
   return model;
 }
 
@@ -149,7 +155,7 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file, const ModelLoadOp
   CODEY_TRY(read_common_hparams(m->file_, m->hp_));
   CODEY_TRY(m->arch_->load_hparams(m->file_, m->hp_));
   CODEY_TRY(m->load_tensors());
-  if (options.repack) m->repack_weights();
+  if (options.repack) m->repack_weights(options.release_source);
   return m;
 }
 
@@ -158,7 +164,7 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file, const ModelLoadOp
 // file pages are never read again, so they are released from this process:
 // resident memory holds one copy of the weights. ModelLoadOptions::repack =
 // false or CODEY_REPACK=0 keep the plain layout.
-void Model::repack_weights() {
+void Model::repack_weights(bool release_source) {
   const auto& kt = kernels::kernels();
   const char* env = std::getenv("CODEY_REPACK");
   if (!kt.repack || (env && std::string_view(env) == "0")) return;
@@ -183,12 +189,15 @@ void Model::repack_weights() {
       std::lock_guard lock(mu);
       repacked_bytes_ += packed.size();
       if (&m == &w_.output && w_.tied_output) continue;  // token_embd rows are still looked up
-      if (!map_begin) continue;  // bytes owned by the caller (not a file mapping): leave them
+      if (!map_begin && !release_source) continue;  // the caller's bytes: leave them
       const auto begin = (reinterpret_cast<uintptr_t>(m.data) + page - 1) / page * page;
       const auto end = (reinterpret_cast<uintptr_t>(m.data) + m.row_bytes * static_cast<size_t>(m.rows)) / page * page;
       if (end <= begin) continue;
+      // File pages: dropped from this process (the page cache may keep them).
+      // An owned anonymous copy: freed (the pages read as zeros if touched).
       madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-      released_.emplace_back(begin - reinterpret_cast<uintptr_t>(map_begin), end - begin);
+      released_bytes_ += end - begin;
+      if (map_begin) released_.emplace_back(begin - reinterpret_cast<uintptr_t>(map_begin), end - begin);
     }
   });
 }

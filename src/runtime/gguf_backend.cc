@@ -91,7 +91,7 @@ class GgufInstance final : public ModelInstance {
         tok_(std::move(tok)),
         template_(std::move(tmpl)),
         ctx_(std::move(ctx)) {
-    allocated_ = ctx_->memory_bytes() + heap_.size + model_->repacked_bytes();
+    allocated_ = ctx_->memory_bytes() + owned_weight_bytes();
   }
   ~GgufInstance() override {
     ctx_.reset();  // the context refers to the model
@@ -108,7 +108,7 @@ class GgufInstance final : public ModelInstance {
   Status truncate_slot(int slot, int64_t n) override { return ctx_->kv().truncate(slot, n); }
   Status resize_ctx(int64_t n_ctx) override {
     CODEY_TRY(ctx_->kv().resize(n_ctx));
-    allocated_ = ctx_->memory_bytes() + heap_.size + model_->repacked_bytes();
+    allocated_ = ctx_->memory_bytes() + owned_weight_bytes();
     return {};
   }
   Result<std::span<const float>> decode(const Batch& batch) override { return ctx_->decode(batch); }
@@ -120,6 +120,13 @@ class GgufInstance final : public ModelInstance {
   }
 
  private:
+  // The heap copy of the file (mmap: false) less what repacking released,
+  // plus the repacked matrices.
+  uint64_t owned_weight_bytes() const {
+    const uint64_t released = heap_.size > 0 ? model_->released_bytes() : 0;
+    return heap_.size - std::min<uint64_t>(released, heap_.size) + model_->repacked_bytes();
+  }
+
   HeapFile heap_;  // declared first: the model's views point into it, so it is destroyed last
   std::unique_ptr<Model> model_;
   Tokenizer tok_;
@@ -148,7 +155,7 @@ class GgufBackend final : public ModelBackend {
     f.weight_bytes = s->tensor_bytes;
     // Tied embeddings: the output matrix is repacked into a copy of its own,
     // while token_embd stays mapped for the row lookups.
-    if (!file->find_tensor("output.weight"))
+    if (cfg.repack && !file->find_tensor("output.weight"))
       if (const GgufTensorInfo* e = file->find_tensor("token_embd.weight")) f.weight_bytes += e->n_bytes;
     KvCacheParams kv;
     kv.n_layer = static_cast<int64_t>(s->n_layer);
@@ -194,6 +201,7 @@ class GgufBackend final : public ModelBackend {
       if (!file) return ctx_err(std::move(file.error()));
       ModelLoadOptions lo;
       lo.repack = cfg.repack;
+      lo.release_source = true;  // the heap copy is the model's own
       auto m = Model::from_gguf(std::move(*file), lo);
       if (!m) return ctx_err(std::move(m.error()));
       model = std::move(*m);
