@@ -240,6 +240,11 @@ class Tuner {
     r_.chosen = r_.defaults;
     r_.ttft_tokens = o_.ttft_tokens;
     progress("loading the model");
+    // The sweep runs on the repacked layout; phase_layout compares the plain
+    // one (so a configured 'repack: false' is measured there, not in the
+    // defaults-vs-tuned comparison).
+    if (!r_.defaults.repack)
+      r_.notes.push_back("defaults: 'repack: false' is compared in the layout phase; the other phases use the repacked layout");
     auto m = Model::load(o_.model_path);
     if (!m) return std::unexpected(std::move(m.error()));
     model_ = std::move(*m);
@@ -301,7 +306,9 @@ class Tuner {
   // Touches every page of the mapping so measurements do not pay page faults.
   bool prefault() {
     const MappedFile* mf = model_->gguf().mapping();
-    if (!mf) return true;
+    // A repacked model has read its matrices already and released their
+    // file pages; touching them would bring a second copy back.
+    if (!mf || model_->repacked()) return true;
     const auto bytes = mf->bytes();
     mf->advise_willneed();
     const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
