@@ -154,6 +154,8 @@ RouteDecision fallback_route(std::string_view task, std::span<const RouteConfig>
   return d;
 }
 
+constexpr int kQuickMaxTokens = 1024;  // quick mode (--model FILE): tokens per answer
+
 std::vector<RouteConfig> default_routes(const std::string& model) {
   std::vector<RouteConfig> r(3);
   r[0].name = "coder";
@@ -222,6 +224,9 @@ Result<RuntimeConfig> assistant_config(const AssistantSetup& setup) {
     m.name = name;
     m.path = abs;
     m.ctx_auto = true;  // start small, grow with the conversation
+    // A code answer, not a whole context: an unbounded answer of a model
+    // that does not stop looks like a hang. A config's max_tokens sets it.
+    m.max_tokens = kQuickMaxTokens;
     cfg.models.push_back(std::move(m));
     return name;
   };
