@@ -52,6 +52,14 @@ int run_inspect(const InspectOptions& o) {
     return fail(fmt::format("--kv-type must be f16, bf16, f32 or q8_0, not '{}'", o.kv_type));
   const uint64_t ctx = o.ctx > 0 ? static_cast<uint64_t>(o.ctx) : (s->n_ctx_train ? s->n_ctx_train : 4096);
   const MemoryEstimate mem = estimate_memory(*s, ctx, *kv);
+  // Tied embeddings in a quantized type: loading repacks the output matrix
+  // into a copy of its own while token_embd stays mapped for the lookups.
+  uint64_t tied_copy = 0;
+  if (!file->find_tensor("output.weight"))
+    if (const GgufTensorInfo* e = file->find_tensor("token_embd.weight");
+        e && e->type != TensorType::kF32 && e->type != TensorType::kF16 && e->type != TensorType::kBF16)
+      tied_copy = e->n_bytes;
+  const uint64_t total = mem.total() + tied_copy;
   std::vector<std::string> unsupported;
   for (const auto& t : file->tensors())
     if (!type_traits(t.type).dequantizable)
@@ -78,8 +86,8 @@ int run_inspect(const InspectOptions& o) {
     j["tensor_bytes"] = s->tensor_bytes;
     j["bits_per_weight"] = s->bits_per_weight();
     j["memory"] = {{"n_ctx", mem.n_ctx}, {"kv_type", std::string(type_name(mem.kv_type))},
-                   {"weights", mem.weights}, {"kv_cache", mem.kv_cache}, {"scratch_estimate", mem.scratch},
-                   {"total", mem.total()}};
+                   {"weights", mem.weights}, {"tied_output_copy", tied_copy}, {"kv_cache", mem.kv_cache},
+                   {"scratch_estimate", mem.scratch}, {"total", total}};
     j["unsupported_tensors"] = unsupported;
     if (o.metadata) {
       nlohmann::json md = nlohmann::json::object();
@@ -120,8 +128,9 @@ int run_inspect(const InspectOptions& o) {
   line("tensors", fmt::format("{} ({})", file->tensors().size(), types.empty() ? "none" : types));
   line("parameters", fmt::format("{} ({:.3f} B)", s->n_params, double(s->n_params) / 1e9));
   line("bits per weight", fmt::format("{:.2f}", s->bits_per_weight()));
-  line("memory", fmt::format("{} at ctx {} with {} KV cache", format_bytes(mem.total()), mem.n_ctx, type_name(mem.kv_type)));
+  line("memory", fmt::format("{} at ctx {} with {} KV cache", format_bytes(total), mem.n_ctx, type_name(mem.kv_type)));
   line("  weights (mapped)", format_bytes(mem.weights));
+  if (tied_copy > 0) line("  tied output copy", format_bytes(tied_copy) + " (the output matrix repacked; token_embd stays mapped)");
   line("  KV cache", format_bytes(mem.kv_cache));
   line("  scratch (estimate)", format_bytes(mem.scratch));
   if (!unsupported.empty())

@@ -52,6 +52,27 @@ TEST(InspectCli, JsonHasHyperParametersAndMemory) {
   ASSERT_EQ(q8.exit_code, 0) << q8.err;
   // q8_0 stores 32 values in 34 bytes: 4 kv heads x 32 dims = 4 blocks per row.
   EXPECT_EQ(nlohmann::json::parse(q8.out)["memory"]["kv_cache"], 4 * 1024 * (4 * 32 / 32 * 34) * 2);
+  // Tied embeddings (no output.weight; token_embd is Q6_K, 210 bytes per 256
+  // values): the output matrix's repacked copy is counted, and the parts add up.
+  const auto& m = j["memory"];
+  EXPECT_EQ(m["tied_output_copy"], 32256u * 256 / 256 * 210);
+  EXPECT_EQ(m["total"].get<uint64_t>(), m["weights"].get<uint64_t>() + m["tied_output_copy"].get<uint64_t>() +
+                                            m["kv_cache"].get<uint64_t>() + m["scratch_estimate"].get<uint64_t>());
+}
+
+// A synthesized tied model in Q8_0 (34 bytes per 32 values): the same, and
+// a tied copy the size of token_embd.
+TEST(InspectCli, TiedOutputCopyIsCounted) {
+  const std::string path = testing::temp_dir() + "/tied.gguf";
+  auto s = run_codey({"synth", "--arch", "qwen2", "--n-embd", "64", "--n-layer", "1", "--n-head", "2", "--n-head-kv", "1",
+                      "--n-ff", "128", "--n-vocab", "512", "--type", "Q8_0", "-o", path});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  auto r = run_codey({"inspect", path, "--json", "--ctx", "256"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto m = nlohmann::json::parse(r.out)["memory"];
+  EXPECT_EQ(m["tied_output_copy"].get<uint64_t>(), 512u * 64 / 32 * 34);  // token_embd in Q8_0
+  EXPECT_EQ(m["total"].get<uint64_t>(), m["weights"].get<uint64_t>() + m["tied_output_copy"].get<uint64_t>() +
+                                            m["kv_cache"].get<uint64_t>() + m["scratch_estimate"].get<uint64_t>());
 }
 
 TEST(InspectCli, MissingFileAndBadFlags) {
