@@ -12,26 +12,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 // Runs `input | codey args...`, stdout and stderr together.
 testing::CommandResult run_with_input(const std::string& input, const std::vector<std::string>& args) {
-  std::string cmd = "printf '%s' " + quote(input) + " | " + quote(CODEY_BINARY);
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " 2>&1";
-  testing::CommandResult r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  std::string cmd = "printf '%s' " + testing::shell_quote(input) + " | " + testing::shell_quote(CODEY_BINARY);
+  for (const auto& arg : args) cmd += " " + testing::shell_quote(arg);
+  return testing::run_shell(cmd);
 }
 
 bool have_binary() { return fs::exists(CODEY_BINARY); }

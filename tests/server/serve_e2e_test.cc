@@ -36,31 +36,9 @@ using testing::temp_dir;
 
 constexpr const char* kKey = "test-key-123";
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
-  }
-  return out + "'";
-}
-
-struct Shell {
-  int exit_code = -1;
-  std::string out;
-};
-// Runs a shell command, stdout captured (stderr joined to it).
-Shell sh(const std::string& cmd) {
-  Shell r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using Shell = testing::CommandResult;
+using testing::shell_quote;
+Shell sh(const std::string& cmd) { return testing::run_shell(cmd); }
 
 bool have_node_clients() {
   return sh("command -v node >/dev/null").exit_code == 0 &&

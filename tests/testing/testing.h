@@ -25,5 +25,9 @@ struct CommandResult {
 // Runs the built codey binary with `args` (shell-quoted by the caller is not
 // needed: each arg is quoted here). stdin from /dev/null.
 CommandResult run_codey(const std::vector<std::string>& args);
+// `s` in single quotes for /bin/sh.
+std::string shell_quote(const std::string& s);
+// Runs a shell command; stdout and stderr together in `out` (`err` empty).
+CommandResult run_shell(const std::string& cmd);
 
 }  // namespace codey::testing
