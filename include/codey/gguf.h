@@ -216,6 +216,10 @@ struct GgufSummary {
   uint64_t file_size = 0;
   uint64_t n_params = 0;          // elements of all tensors
   uint64_t tensor_bytes = 0;      // bytes of all tensor data (what gets mapped)
+  // Tied embeddings (no output.weight) in a quantized type: the bytes of the
+  // output matrix's own repacked copy at load (token_embd stays mapped for
+  // the row lookups). 0 otherwise.
+  uint64_t tied_output_copy_bytes = 0;
   std::vector<std::pair<TensorType, uint64_t>> tensors_by_type;  // type -> count
   double bits_per_weight() const { return n_params ? 8.0 * double(tensor_bytes) / double(n_params) : 0; }
 };

@@ -52,13 +52,7 @@ int run_inspect(const InspectOptions& o) {
     return fail(fmt::format("--kv-type must be f16, bf16, f32 or q8_0, not '{}'", o.kv_type));
   const uint64_t ctx = o.ctx > 0 ? static_cast<uint64_t>(o.ctx) : (s->n_ctx_train ? s->n_ctx_train : 4096);
   const MemoryEstimate mem = estimate_memory(*s, ctx, *kv);
-  // Tied embeddings in a quantized type: loading repacks the output matrix
-  // into a copy of its own while token_embd stays mapped for the lookups.
-  uint64_t tied_copy = 0;
-  if (!file->find_tensor("output.weight"))
-    if (const GgufTensorInfo* e = file->find_tensor("token_embd.weight");
-        e && e->type != TensorType::kF32 && e->type != TensorType::kF16 && e->type != TensorType::kBF16)
-      tied_copy = e->n_bytes;
+  const uint64_t tied_copy = s->tied_output_copy_bytes;
   const uint64_t total = mem.total() + tied_copy;
   std::vector<std::string> unsupported;
   for (const auto& t : file->tensors())

@@ -64,6 +64,10 @@ Result<GgufSummary> summarize(const GgufFile& f) {
     ++by_type[static_cast<uint32_t>(t.type)];
   }
   for (auto [id, count] : by_type) s.tensors_by_type.emplace_back(static_cast<TensorType>(id), count);
+  if (!f.find_tensor("output.weight"))
+    if (const GgufTensorInfo* e = f.find_tensor("token_embd.weight");
+        e && e->type != TensorType::kF32 && e->type != TensorType::kF16 && e->type != TensorType::kBF16)
+      s.tied_output_copy_bytes = e->n_bytes;
   return s;
 }
 

@@ -153,10 +153,7 @@ class GgufBackend final : public ModelBackend {
     f.file_bytes = s->file_size;
     f.n_ctx_train = static_cast<int64_t>(s->n_ctx_train);
     f.weight_bytes = s->tensor_bytes;
-    // Tied embeddings: the output matrix is repacked into a copy of its own,
-    // while token_embd stays mapped for the row lookups.
-    if (cfg.repack && !file->find_tensor("output.weight"))
-      if (const GgufTensorInfo* e = file->find_tensor("token_embd.weight")) f.weight_bytes += e->n_bytes;
+    if (cfg.repack) f.weight_bytes += s->tied_output_copy_bytes;
     KvCacheParams kv;
     kv.n_layer = static_cast<int64_t>(s->n_layer);
     kv.n_head_kv = static_cast<int64_t>(s->n_head_kv);

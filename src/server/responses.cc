@@ -16,10 +16,12 @@ int64_t ns(double seconds) { return static_cast<int64_t>(std::llround(seconds * 
 ResponseBuilder::ResponseBuilder(ResponseContext ctx)
     : ctx_(std::move(ctx)), tools_(ctx_.tool_format), rng_(std::random_device{}()) {}
 
-Json ResponseBuilder::openai_chunk_base() const {
+Json ResponseBuilder::openai_chunk_base() const { return openai_base(/*chunk=*/true); }
+
+Json ResponseBuilder::openai_base(bool chunk) const {
   Json j = Json::object();
   j["id"] = ctx_.id;
-  j["object"] = ctx_.endpoint == Endpoint::kChat ? "chat.completion.chunk" : "text_completion";
+  j["object"] = ctx_.endpoint != Endpoint::kChat ? "text_completion" : chunk ? "chat.completion.chunk" : "chat.completion";
   j["created"] = unix_seconds(ctx_.created);
   j["model"] = ctx_.model;
   j["system_fingerprint"] = ctx_.fingerprint;
@@ -218,12 +220,7 @@ Json ResponseBuilder::body(const Event& done) {
   content_ += held.content;
   const bool calls = !held.calls.empty();
   if (ctx_.api == ApiKind::kOpenAi) {
-    Json j = Json::object();
-    j["id"] = ctx_.id;
-    j["object"] = ctx_.endpoint == Endpoint::kChat ? "chat.completion" : "text_completion";
-    j["created"] = unix_seconds(ctx_.created);
-    j["model"] = ctx_.model;
-    j["system_fingerprint"] = ctx_.fingerprint;
+    Json j = openai_base(/*chunk=*/false);
     Json choice = Json::object();
     if (ctx_.endpoint == Endpoint::kChat) {
       choice["index"] = 0;

@@ -45,6 +45,8 @@ class ResponseBuilder {
   const std::string& content() const { return content_; }  // all content text so far
 
  private:
+  // id, object, created, model, system_fingerprint of a response (or chunk).
+  Json openai_base(bool chunk) const;
   Json openai_chunk_base() const;
   std::string sse(const Json& j) const { return "data: " + dump(j) + "\n\n"; }
   std::string line(const Json& j) const { return dump(j) + "\n"; }
