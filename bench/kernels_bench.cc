@@ -90,14 +90,14 @@ void BM_Matmul(benchmark::State& state, std::string isa, TensorType type, int64_
   state.counters["tok/s"] = benchmark::Counter(iters * static_cast<double>(m), benchmark::Counter::kIsRate);
 }
 
-void BM_Attention(benchmark::State& state, std::string isa, TensorType kv_type, int64_t n_head, int64_t n_head_kv) {
+void BM_Attention(benchmark::State& state, std::string isa, TensorType kv_type, int64_t n_head, int64_t n_head_kv,
+                  int64_t dk) {
   const KernelTable* kt = kernel_table(isa);
   if (!kt) {
     state.SkipWithError("ISA not supported");
     return;
   }
   const int64_t n_ctx = state.range(0), n_tokens = state.range(1);
-  const int64_t dk = 128;
   const size_t row = row_bytes(kv_type, dk);
   std::vector<uint8_t> kc(static_cast<size_t>(n_head_kv * n_ctx) * row), vc(kc.size());
   std::mt19937 rng(3);
@@ -108,6 +108,17 @@ void BM_Attention(benchmark::State& state, std::string isa, TensorType kv_type, 
     kt->store_row(kv_type, tmp.data(), kc.data() + static_cast<size_t>(i) * row, dk);
     for (auto& v : tmp) v = nd(rng);
     kt->store_row(kv_type, tmp.data(), vc.data() + static_cast<size_t>(i) * row, dk);
+  }
+  // Copies of the cache, one per "layer", used in turn: together larger than
+  // the last-level cache, so that K/V stream from DRAM as they do in a model
+  // at depth (24 layers of 8192 positions are 100 MB and more).
+  const size_t layer_bytes = kc.size();
+  const size_t n_layers = std::max<size_t>(1, (size_t{128} << 20) / (2 * layer_bytes));
+  kc.resize(n_layers * layer_bytes);
+  vc.resize(kc.size());
+  for (size_t l = 1; l < n_layers; ++l) {
+    std::memcpy(kc.data() + l * layer_bytes, kc.data(), layer_bytes);
+    std::memcpy(vc.data() + l * layer_bytes, vc.data(), layer_bytes);
   }
   std::vector<float> q(static_cast<size_t>(n_tokens * n_head * dk)), out(q.size());
   for (auto& v : q) v = nd(rng);
@@ -127,12 +138,16 @@ void BM_Attention(benchmark::State& state, std::string isa, TensorType kv_type, 
   a.k = {kv_type, kc.data(), 0, static_cast<size_t>(n_ctx) * row, row};
   a.v = {kv_type, vc.data(), 0, static_cast<size_t>(n_ctx) * row, row};
   a.scale = 1.0f / std::sqrt(static_cast<float>(dk));
+  size_t layer = 0;
   for (auto _ : state) {
+    a.k.data = kc.data() + layer * layer_bytes;
+    a.v.data = vc.data() + layer * layer_bytes;
+    layer = (layer + 1) % n_layers;
     kt->attention(a, pool());
     benchmark::ClobberMemory();
   }
   state.counters["KV_GB/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * 2.0 * static_cast<double>(kc.size()) / 1e9, benchmark::Counter::kIsRate);
+      static_cast<double>(state.iterations()) * 2.0 * static_cast<double>(layer_bytes) / 1e9, benchmark::Counter::kIsRate);
 }
 
 void BM_Swiglu(benchmark::State& state, std::string isa) {
@@ -191,20 +206,21 @@ void register_all() {
       b->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
       if (is != "ref") b->Arg(512);
     }
-    for (TensorType kv : {TensorType::kF16, TensorType::kQ8_0}) {
-      const std::string kvn(type_name(kv));
-      benchmark::RegisterBenchmark(("attention/" + is + "/" + kvn + "/mha16").c_str(), BM_Attention, is, kv, 16, 16)
-          ->Args({512, 1})
-          ->Args({8192, 1})
-          ->Args({512, 512})
-          ->UseRealTime()
-          ->Unit(benchmark::kMicrosecond);
-      benchmark::RegisterBenchmark(("attention/" + is + "/" + kvn + "/gqa14_2").c_str(), BM_Attention, is, kv, 14, 2)
-          ->Args({512, 1})
-          ->Args({8192, 1})
-          ->UseRealTime()
-          ->Unit(benchmark::kMicrosecond);
-    }
+    // Head shapes of deepseek-coder-1.3b (MHA), qwen2.5-coder-0.5b and -1.5b
+    // (GQA) and gemma3-270m (one KV head).
+    struct Heads {
+      const char* name;
+      int64_t n_head, n_head_kv, dk;
+    };
+    const Heads heads[] = {{"mha16_128", 16, 16, 128}, {"gqa14_2_64", 14, 2, 64}, {"gqa12_2_128", 12, 2, 128},
+                           {"gqa4_1_256", 4, 1, 256}};
+    for (TensorType kv : {TensorType::kF16, TensorType::kQ8_0})
+      for (const Heads& h : heads) {
+        const std::string name = "attention/" + is + "/" + std::string(type_name(kv)) + "/" + h.name;
+        auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_Attention, is, kv, h.n_head, h.n_head_kv, h.dk);
+        b->Args({512, 1})->Args({8192, 1})->UseRealTime()->Unit(benchmark::kMicrosecond);
+        if (h.n_head == h.n_head_kv) b->Args({512, 512});
+      }
     benchmark::RegisterBenchmark(("swiglu/" + is).c_str(), BM_Swiglu, is);
     benchmark::RegisterBenchmark(("rms_norm/" + is).c_str(), BM_RmsNorm, is);
   }

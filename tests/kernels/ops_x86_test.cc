@@ -179,6 +179,13 @@ TEST(OpsX86, AttentionMatchesReference) {
       {TensorType::kQ8_0, 8, 4, 128, 150, 40, 1, 33, 0.0f},   // sliding window inside a block
       {TensorType::kF16, 4, 2, 64, 90, 6, 3, 0, 0.0f},        // several sequences in one batch
       {TensorType::kF16, 2, 2, 40, 77, 5, 1, 1, 0.0f},        // window 1, dk not a vector multiple
+      // Generation deep in the cache: one token's positions split into spans
+      // of 1024, merged afterwards.
+      {TensorType::kF16, 14, 2, 64, 2500, 1, 1, 0, 0.0f},     // GQA, 3 spans, the last short
+      {TensorType::kQ8_0, 4, 4, 128, 1500, 1, 1, 1100, 0.0f}, // window across a span edge
+      {TensorType::kF16, 4, 2, 64, 1300, 3, 3, 0, 0.0f},      // a decode batch of 3 sequences
+      {TensorType::kF16, 2, 1, 80, 1100, 1, 1, 0, 0.0f},      // dk a multiple of 8, not of 16
+      {TensorType::kF16, 4, 1, 256, 2049, 1, 1, 0, 30.0f},    // soft-capping, 1024 + 1024 + 1
   };
   for (const KernelTable* kt : fast_tables())
     for (const AttnCase& c : cases) {
@@ -220,6 +227,7 @@ TEST(OpsX86, AttentionMatchesReference) {
       a.window = c.window;
       a.scale = 1.0f / std::sqrt(static_cast<float>(c.dk));
       a.softcap = c.softcap;
+      std::vector<float> one_thread;
       for (int threads : {1, 2}) {
         ThreadPool pool(threads);
         std::vector<float> got(static_cast<size_t>(c.n_tokens * a.out_stride), 7.0f), want = got;
@@ -228,6 +236,10 @@ TEST(OpsX86, AttentionMatchesReference) {
         a.out = want.data();
         ref_kernel_table().attention(a, pool);
         EXPECT_LT(max_rel(got, want), 2e-5);
+        if (threads == 1)
+          one_thread = got;
+        else
+          EXPECT_EQ(got, one_thread) << "result depends on the thread count";
         for (int64_t t = 0; t < c.n_tokens; ++t)  // the padding after each token's heads is untouched
           for (int64_t i = c.n_head * c.dk; i < a.out_stride; ++i)
             ASSERT_EQ(got[static_cast<size_t>(t * a.out_stride + i)], 7.0f);
