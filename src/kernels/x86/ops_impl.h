@@ -529,6 +529,7 @@ inline void softmax_block(float* sco, int64_t j0, int64_t j1, float softcap, flo
 template <class S>
 void attend_item(const AttentionArgs& a, const AttnItem& it, int64_t t0, int64_t t1, AttnScratch& sc, float* parts) {
   constexpr int64_t R = S::R;
+  static_assert(kBlock % R == 0, "scores are computed in whole vectors inside a block");
   const int64_t group = a.n_head / a.n_head_kv, dk = a.head_dim_k, dv = a.head_dim_v;
   const size_t k_row_bytes = row_bytes(a.k.type, dk), v_row_bytes = row_bytes(a.v.type, dv);
   const int32_t seq = a.seq[t0];
@@ -569,8 +570,9 @@ void attend_item(const AttentionArgs& a, const AttnItem& it, int64_t t0, int64_t
       decode_kv_row<S>(a.k.type, a.k.row(seq, hkv, p0 + j), kf + j * dk, dk);
       decode_kv_row<S>(a.v.type, a.v.row(seq, hkv, p0 + j), vf + j * dv, dv);
     }
-    // Queries two at a time when they see the same positions (the heads of
-    // one token): K and V rows are loaded once for both.
+    // Queries two at a time when they see the same positions of this block
+    // (the heads of one token, or of two tokens both past the block): K and V
+    // rows are loaded once for both.
     const auto range = [&](int64_t qi, int64_t& j0, int64_t& j1) {
       const int64_t t = t0 + qi / group;
       j0 = std::max<int64_t>(0, window_lo(a, t) - p0);
