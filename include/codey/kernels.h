@@ -50,19 +50,51 @@ struct RopeParams {
   const float* freq_factors = nullptr;  // optional [n_rot/2]: theta_i /= freq_factors[i]
 };
 
-// One layer of the KV cache: rows of head_dim elements of `type` (kF16 or
-// kQ8_0), row (seq, head, pos) at data + seq*seq_stride + head*head_stride +
-// pos*pos_stride (bytes).
+// One layer of the KV cache. Per (seq, head) the positions are contiguous,
+// starting at data + seq*seq_stride + head*head_stride; pos_stride is the
+// bytes of one encoded row (head_dim elements of `type`: kF16, kBF16, kF32 or
+// kQ8_0, encoded as store_row writes them).
+//  - Plain rows (V): row pos at base + pos*pos_stride.
+//  - Tiled (K): positions grouped in tiles of kKvTile, the tile holding pos at
+//    base + (pos / kKvTile) * kKvTile * pos_stride, each tile storing its rows
+//    transposed so that one vector load holds one element of kKvTile
+//    consecutive positions (scores of a query against a tile are then plain
+//    FMAs, no horizontal sums):
+//      f16 / bf16 / f32: element d of slot s at ((d * kKvTile) + s) * size;
+//      q8_0: per block b of 32 elements, kKvTile f16 scales (slot order),
+//            then 32 x kKvTile int8 (element-major): block b starts at
+//            b * kKvTile * 34, scale of slot s at +2s, element d of slot s at
+//            +2*kKvTile + (d % 32) * kKvTile + s.
+//    A tile is kKvTile rows' worth of bytes; the owner rounds the positions
+//    up to whole tiles.
+constexpr int64_t kKvTile = 16;
+
 struct KvView {
   TensorType type = TensorType::kF16;
   const uint8_t* data = nullptr;
   size_t seq_stride = 0, head_stride = 0, pos_stride = 0;
+  bool tiled = false;
 
+  const uint8_t* base(int32_t seq, int64_t head) const {
+    return data + static_cast<size_t>(seq) * seq_stride + static_cast<size_t>(head) * head_stride;
+  }
+  // Plain rows only.
   const uint8_t* row(int32_t seq, int64_t head, int64_t pos) const {
-    return data + static_cast<size_t>(seq) * seq_stride + static_cast<size_t>(head) * head_stride +
-           static_cast<size_t>(pos) * pos_stride;
+    return base(seq, head) + static_cast<size_t>(pos) * pos_stride;
+  }
+  // Tiled only: the tile holding pos (its slot is pos % kKvTile).
+  const uint8_t* tile(int32_t seq, int64_t head, int64_t pos) const {
+    return base(seq, head) + static_cast<size_t>(pos / kKvTile) * static_cast<size_t>(kKvTile) * pos_stride;
   }
 };
+
+// Byte-level moves between one encoded row of n elements (as store_row
+// writes it) and its slot of a tile (layout above). Types: kF16, kBF16, kF32,
+// kQ8_0.
+void write_tile_row(TensorType type, const uint8_t* row, int64_t n, uint8_t* tile, int64_t slot);
+void read_tile_row(TensorType type, const uint8_t* tile, int64_t slot, int64_t n, uint8_t* row);
+// Position pos of a view in either layout, as an encoded row (n elements).
+void read_kv_row(const KvView& view, int32_t seq, int64_t head, int64_t pos, int64_t n, uint8_t* row);
 
 // Causal attention of a batch of query tokens over the KV cache, which already
 // holds every position up to each token's own (the batch's K/V included).

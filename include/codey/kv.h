@@ -23,9 +23,11 @@ struct KvCacheParams {
   TensorType type = TensorType::kF16;  // kF16, kQ8_0, kBF16 or kF32
 };
 
-// Layout: per layer, K and V each [n_seq][n_head_kv][n_ctx][head_dim] rows of
-// `type`; position p of a sequence lives in row p (positions are cell indices),
-// so a head's history is contiguous for the attention kernel.
+// Layout: per layer, K and V each [n_seq][n_head_kv][positions] of `type`;
+// position p of a sequence lives in cell p (positions are cell indices), so a
+// head's history is contiguous for the attention kernel. V is plain rows; K is
+// tiled: kernels::kKvTile positions per tile, stored transposed (the layout is
+// in codey/kernels.h, KvView), its positions rounded up to whole tiles.
 //
 // Policy when a sequence is full: no silent context shift. Appending past
 // n_ctx is refused with kResourceExhausted and the numbers; the caller decides
@@ -37,8 +39,8 @@ class KvCache {
   static Result<KvCache> create(const KvCacheParams& params);
 
   KvCache() = default;
-  KvCache(KvCache&&) noexcept = default;
-  KvCache& operator=(KvCache&&) noexcept = default;
+  KvCache(KvCache&& other) noexcept;
+  KvCache& operator=(KvCache&& other) noexcept;
 
   const KvCacheParams& params() const { return params_; }
   int64_t n_ctx() const { return params_.n_ctx; }
@@ -47,6 +49,9 @@ class KvCache {
   // Bytes allocated for keys and values (pages are committed as they are written).
   size_t bytes() const { return bytes_; }
   static size_t bytes_for(const KvCacheParams& params);
+  // What one more position costs (n_ctx ignored): for estimates that scale
+  // with the context. bytes_for also counts K's rounding to whole tiles.
+  static size_t bytes_per_position(const KvCacheParams& params);
 
   // Positions of `seq` held now (the next token goes to position seq_length).
   int64_t seq_length(int seq) const { return lengths_.at(static_cast<size_t>(seq)); }
@@ -63,20 +68,25 @@ class KvCache {
   // longer than the new size). For contexts that grow with their sequences.
   Status resize(int64_t n_ctx);
 
-  uint8_t* k_row(int64_t layer, int seq, int64_t head, int64_t pos);
-  uint8_t* v_row(int64_t layer, int seq, int64_t head, int64_t pos);
+  // Writes position pos of (layer, seq, head) from rows already encoded in
+  // the cache's type (as KernelTable::store_row writes them).
+  void write(int64_t layer, int seq, int64_t head, int64_t pos, const uint8_t* k_row, const uint8_t* v_row);
+  // Encodes k [head_dim_k] and v [head_dim_v] with kt.store_row and writes them.
+  void store(const kernels::KernelTable& kt, int64_t layer, int seq, int64_t head, int64_t pos, const float* k,
+             const float* v);
   kernels::KvView k_view(int64_t layer) const;
   kernels::KvView v_view(int64_t layer) const;
 
  private:
-  struct Free {
-    void operator()(uint8_t* p) const;
-  };
+  void write_k(int64_t layer, int seq, int64_t head, int64_t pos, const uint8_t* row);
+
   KvCacheParams params_;
+  int64_t k_positions_ = 0;  // n_ctx rounded up to whole tiles
   size_t k_row_bytes_ = 0, v_row_bytes_ = 0;
   size_t k_layer_bytes_ = 0, v_layer_bytes_ = 0;
   size_t bytes_ = 0;
-  std::unique_ptr<uint8_t, Free> data_;  // all K layers, then all V layers
+  HugePageArena arena_;
+  uint8_t* data_ = nullptr;  // in arena_: all K layers, then all V layers
   std::vector<int64_t> lengths_;
 };
 

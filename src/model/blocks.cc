@@ -71,10 +71,8 @@ void self_attention(Forward& f, int64_t il, const float* in, float* out) {
           kt.rms_norm(kt_row + h * dk, L.k_norm, kt_row + h * dk, dk, hp.rms_eps);
       kt.rope(qt, hp.n_head, dk, f.pos[t], rope);
       kt.rope(kt_row, hp.n_head_kv, dk, f.pos[t], rope);
-      for (int64_t h = 0; h < hp.n_head_kv; ++h) {
-        kt.store_row(kv.type(), kt_row + h * dk, kv.k_row(il, f.seq[t], h, f.pos[t]), dk);
-        kt.store_row(kv.type(), v + t * v_dim + h * dv, kv.v_row(il, f.seq[t], h, f.pos[t]), dv);
-      }
+      for (int64_t h = 0; h < hp.n_head_kv; ++h)
+        kv.store(kt, il, f.seq[t], h, f.pos[t], kt_row + h * dk, v + t * v_dim + h * dv);
     }
   });
 

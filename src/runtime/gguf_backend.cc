@@ -162,7 +162,7 @@ class GgufBackend final : public ModelBackend {
     kv.n_ctx = 1;
     kv.n_seq = 1;
     kv.type = cfg.kv_type;
-    f.kv_bytes_per_pos = KvCache::bytes_for(kv);
+    f.kv_bytes_per_pos = KvCache::bytes_per_position(kv);
     // The scratch term does not depend on the context beyond min(batch, ctx).
     f.scratch_bytes = estimate_memory(*s, static_cast<uint64_t>(cfg.batch), cfg.kv_type,
                                       static_cast<uint64_t>(cfg.parallel), static_cast<uint64_t>(cfg.batch))

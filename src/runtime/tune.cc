@@ -254,9 +254,9 @@ class Tuner {
     r_.weight_bytes = model_->weight_bytes();
     r_.n_ctx_train = hp.n_ctx_train;
     KvCacheParams kp{hp.n_layer, hp.n_head_kv, hp.head_dim_k, hp.head_dim_v, 1, 1, TensorType::kF16};
-    r_.kv_bytes_per_pos_f16 = KvCache::bytes_for(kp);
+    r_.kv_bytes_per_pos_f16 = KvCache::bytes_per_position(kp);
     kp.type = TensorType::kQ8_0;
-    r_.kv_bytes_per_pos_q8_0 = KvCache::bytes_for(kp);
+    r_.kv_bytes_per_pos_q8_0 = KvCache::bytes_per_position(kp);
     if (!prefault()) return finish();
     r_.load_s = elapsed();
 
@@ -414,8 +414,8 @@ class Tuner {
       if (stopped() || out_of_time()) return false;
       for (int64_t h = 0; h < p.n_head_kv; ++h)
         for (int64_t pos = c.filled; pos < upto; ++pos) {
-          std::memcpy(kv.k_row(l, 0, h, pos), krows.data() + kb * static_cast<size_t>(pos % kRows), kb);
-          std::memcpy(kv.v_row(l, 0, h, pos), vrows.data() + vb * static_cast<size_t>(pos % kRows), vb);
+          kv.write(l, 0, h, pos, krows.data() + kb * static_cast<size_t>(pos % kRows),
+                   vrows.data() + vb * static_cast<size_t>(pos % kRows));
         }
     }
     c.filled = upto;

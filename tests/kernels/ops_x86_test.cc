@@ -186,19 +186,35 @@ TEST(OpsX86, AttentionMatchesReference) {
       {TensorType::kF16, 4, 2, 64, 1300, 3, 3, 0, 0.0f},      // a decode batch of 3 sequences
       {TensorType::kF16, 2, 1, 80, 1100, 1, 1, 0, 0.0f},      // dk a multiple of 8, not of 16
       {TensorType::kF16, 4, 1, 256, 2049, 1, 1, 0, 30.0f},    // soft-capping, 1024 + 1024 + 1
+      // Query chunks: 7 heads per KV head (6 + 1 on AVX-512, 2+2+2+1 on
+      // AVX2), in generation and over a prefill's tiles of 16 tokens.
+      {TensorType::kF16, 28, 4, 128, 1030, 1, 1, 0, 0.0f},
+      {TensorType::kF16, 14, 2, 64, 300, 35, 1, 0, 0.0f},
+      {TensorType::kBF16, 8, 2, 64, 70, 3, 1, 0, 0.0f},       // the other cache types
+      {TensorType::kF32, 8, 8, 32, 45, 2, 1, 0, 0.0f},
+      {TensorType::kQ8_0, 12, 2, 128, 3000, 2, 2, 0, 0.0f},   // two sequences deep in the cache
+      {TensorType::kF16, 4, 2, 64, 16, 16, 1, 0, 0.0f},       // exactly one tile, prefill
   };
   for (const KernelTable* kt : fast_tables())
     for (const AttnCase& c : cases) {
       SCOPED_TRACE(fmt::format("{} {} heads {}/{} dk {} ctx {} tokens {} seqs {} window {} softcap {}", kt->name,
                                type_name(c.kv), c.n_head, c.n_head_kv, c.dk, c.n_ctx, c.n_tokens, c.n_seq, c.window,
                                c.softcap));
+      // V plain rows; K tiled (codey/kernels.h), its positions rounded up to
+      // whole tiles whose unwritten slots hold NaN bytes: they must never
+      // reach a result.
       const size_t row = row_bytes(c.kv, c.dk);
-      const size_t pos_stride = row, head_stride = row * static_cast<size_t>(c.n_ctx),
-                   seq_stride = head_stride * static_cast<size_t>(c.n_head_kv);
-      std::vector<uint8_t> kc(seq_stride * static_cast<size_t>(c.n_seq)), vc(kc.size());
-      const auto vals = randn(kc.size() / row * static_cast<size_t>(c.dk) * 2, 11, 1.5f);
-      for (size_t r = 0; r < kc.size() / row; ++r) {
-        ref_kernel_table().store_row(c.kv, vals.data() + 2 * r * static_cast<size_t>(c.dk), kc.data() + r * row, c.dk);
+      const int64_t k_positions = (c.n_ctx + kKvTile - 1) / kKvTile * kKvTile;
+      const size_t v_head = row * static_cast<size_t>(c.n_ctx), k_head = row * static_cast<size_t>(k_positions);
+      std::vector<uint8_t> kc(k_head * static_cast<size_t>(c.n_head_kv * c.n_seq), 0xFF),
+          vc(v_head * static_cast<size_t>(c.n_head_kv * c.n_seq));
+      const auto vals = randn(vc.size() / row * static_cast<size_t>(c.dk) * 2, 11, 1.5f);
+      std::vector<uint8_t> enc(row);
+      for (size_t r = 0; r < vc.size() / row; ++r) {
+        const size_t head = r / static_cast<size_t>(c.n_ctx), pos = r % static_cast<size_t>(c.n_ctx);
+        ref_kernel_table().store_row(c.kv, vals.data() + 2 * r * static_cast<size_t>(c.dk), enc.data(), c.dk);
+        write_tile_row(c.kv, enc.data(), c.dk, kc.data() + head * k_head + pos / kKvTile * kKvTile * row,
+                       static_cast<int64_t>(pos % kKvTile));
         ref_kernel_table().store_row(c.kv, vals.data() + (2 * r + 1) * static_cast<size_t>(c.dk), vc.data() + r * row,
                                      c.dk);
       }
@@ -222,8 +238,8 @@ TEST(OpsX86, AttentionMatchesReference) {
       a.head_dim_k = a.head_dim_v = c.dk;
       a.seq = seq.data();
       a.pos = pos.data();
-      a.k = {c.kv, kc.data(), seq_stride, head_stride, pos_stride};
-      a.v = {c.kv, vc.data(), seq_stride, head_stride, pos_stride};
+      a.k = {c.kv, kc.data(), k_head * static_cast<size_t>(c.n_head_kv), k_head, row, true};
+      a.v = {c.kv, vc.data(), v_head * static_cast<size_t>(c.n_head_kv), v_head, row, false};
       a.window = c.window;
       a.scale = 1.0f / std::sqrt(static_cast<float>(c.dk));
       a.softcap = c.softcap;

@@ -177,11 +177,11 @@ class AttentionTest : public ::testing::TestWithParam<AttnCase> {};
 
 TEST_P(AttentionTest, MatchesNaiveSoftmax) {
   const AttnCase c = GetParam();
-  const int n_seq = 2, n_ctx = 70;
+  const int n_seq = 2, n_ctx = 70, k_positions = 80;  // K in whole tiles
   const size_t kr = row_bytes(c.kv, c.dk), vr = row_bytes(c.kv, c.dv);
-  std::vector<uint8_t> kbuf(kr * n_seq * c.n_head_kv * n_ctx), vbuf(vr * n_seq * c.n_head_kv * n_ctx);
-  KvView kview{c.kv, kbuf.data(), kr * c.n_head_kv * n_ctx, kr * n_ctx, kr};
-  KvView vview{c.kv, vbuf.data(), vr * c.n_head_kv * n_ctx, vr * n_ctx, vr};
+  std::vector<uint8_t> kbuf(kr * n_seq * c.n_head_kv * k_positions), vbuf(vr * n_seq * c.n_head_kv * n_ctx), enc(kr);
+  KvView kview{c.kv, kbuf.data(), kr * c.n_head_kv * k_positions, kr * k_positions, kr, true};
+  KvView vview{c.kv, vbuf.data(), vr * c.n_head_kv * n_ctx, vr * n_ctx, vr, false};
   // Decoded copies of what the cache holds, for the naive version.
   std::vector<float> kf(static_cast<size_t>(n_seq * c.n_head_kv * n_ctx * c.dk)),
       vf(static_cast<size_t>(n_seq * c.n_head_kv * n_ctx * c.dv));
@@ -191,11 +191,11 @@ TEST_P(AttentionTest, MatchesNaiveSoftmax) {
     for (int64_t h = 0; h < c.n_head_kv; ++h)
       for (int64_t p = 0; p < n_ctx; ++p) {
         const size_t row = static_cast<size_t>((s * c.n_head_kv + h) * n_ctx + p);
-        auto* kd = const_cast<uint8_t*>(kview.row(s, h, p));
         auto* vd = const_cast<uint8_t*>(vview.row(s, h, p));
-        ref.store_row(c.kv, kraw.data() + row * c.dk, kd, c.dk);
+        ref.store_row(c.kv, kraw.data() + row * c.dk, enc.data(), c.dk);
+        write_tile_row(c.kv, enc.data(), c.dk, const_cast<uint8_t*>(kview.tile(s, h, p)), p % kKvTile);
         ref.store_row(c.kv, vraw.data() + row * c.dv, vd, c.dv);
-        dequantize_row(c.kv, kd, kf.data() + row * c.dk, c.dk);
+        dequantize_row(c.kv, enc.data(), kf.data() + row * c.dk, c.dk);
         dequantize_row(c.kv, vd, vf.data() + row * c.dv, c.dv);
       }
   // Tokens at various positions of both sequences, including 0 and the last.

@@ -158,6 +158,7 @@ void ref_attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t grain = std::max<int64_t>(1, n_items / (4 * pool.n_threads()));
   pool.parallel_for(n_items, grain, [&](int64_t i0, int64_t i1, int) {
     std::array<float, kMaxHeadDim> kbuf, vbuf, acc;
+    std::array<uint8_t, kMaxHeadDim * sizeof(float)> enc;  // one encoded row
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t t = item / a.n_head, h = item % a.n_head, hkv = h / group;
       const float* q = a.q + t * a.q_stride + h * a.head_dim_k;
@@ -170,7 +171,8 @@ void ref_attention(const AttentionArgs& a, ThreadPool& pool) {
       float m = -INFINITY, s = 0.0f;
       std::fill_n(acc.begin(), a.head_dim_v, 0.0f);
       for (int64_t p = lo; p <= hi; ++p) {
-        ref_decode_row(a.k.type, a.k.row(seq, hkv, p), kbuf.data(), a.head_dim_k);
+        read_kv_row(a.k, seq, hkv, p, a.head_dim_k, enc.data());
+        ref_decode_row(a.k.type, enc.data(), kbuf.data(), a.head_dim_k);
         float score = dot_f32(q, kbuf.data(), a.head_dim_k) * a.scale;
         if (a.softcap > 0.0f) score = a.softcap * std::tanh(score / a.softcap);
         if (score > m) {
@@ -181,7 +183,8 @@ void ref_attention(const AttentionArgs& a, ThreadPool& pool) {
         }
         const float wgt = std::exp(score - m);
         s += wgt;
-        ref_decode_row(a.v.type, a.v.row(seq, hkv, p), vbuf.data(), a.head_dim_v);
+        read_kv_row(a.v, seq, hkv, p, a.head_dim_v, enc.data());
+        ref_decode_row(a.v.type, enc.data(), vbuf.data(), a.head_dim_v);
         for (int64_t d = 0; d < a.head_dim_v; ++d) acc[d] += wgt * vbuf[d];
       }
       const float inv = 1.0f / s;

@@ -193,294 +193,210 @@ void store_row_impl(TensorType type, const float* src, void* dst, int64_t n) {
   ref_store_row(type, src, dst, n);
 }
 
-// One row of the KV cache to f32.
-template <class S>
-inline void decode_kv_row(TensorType type, const uint8_t* src, float* dst, int64_t n) {
-  constexpr int R = S::R;
-  if (type == TensorType::kF16 && n % R == 0) {
-    for (int64_t i = 0; i < n; i += R) S::storef(dst + i, S::load_h(src + 2 * i));
-    return;
-  }
-  if (type == TensorType::kQ8_0) {
-    for (int64_t b = 0; b < n / 32; ++b) {
-      const uint8_t* blk = src + 34 * b;
-      uint16_t dh;
-      std::memcpy(&dh, blk, 2);
-      const auto d = S::fset1(_cvtsh_ss(dh));
-      for (int j = 0; j < 32; j += R) S::storef(dst + 32 * b + j, S::mul(d, S::cvt(S::load_i8x(blk + 2 + j))));
-    }
-    return;
-  }
-  ref_decode_row(type, src, dst, n);
-}
-
-template <class S>
-inline float dot_f32(const float* a, const float* b, int64_t n) {
-  constexpr int R = S::R;
-  auto acc0 = S::fzero(), acc1 = S::fzero();
-  int64_t i = 0;
-  for (; i + 2 * R <= n; i += 2 * R) {
-    acc0 = S::fma(S::loadf(a + i), S::loadf(b + i), acc0);
-    acc1 = S::fma(S::loadf(a + i + R), S::loadf(b + i + R), acc1);
-  }
-  for (; i + R <= n; i += R) acc0 = S::fma(S::loadf(a + i), S::loadf(b + i), acc0);
-  float s = S::hsum(S::add(acc0, acc1));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-// o[0, N*R) += sum_j p[j] * v[j][0, N*R) (row stride dv): N vectors of o
-// held in registers for the whole block, and U accumulator sets taking turns
-// over j so that N*U FMA chains are in flight (one chain of nj dependent FMAs
-// per vector is latency-bound: 4 cycles each).
-template <class S, int N, int U>
-inline void pv_pass(const float* p, const float* v, int64_t nj, float* o, int64_t dv) {
-  constexpr int R = S::R;
-  using F = typename S::F;
-  F acc[U][N];
-  for (int i = 0; i < N; ++i) acc[0][i] = S::loadf(o + i * R);
-  for (int u = 1; u < U; ++u)
-    for (int i = 0; i < N; ++i) acc[u][i] = S::fzero();
-  int64_t j = 0;
-  for (; j + U <= nj; j += U)
-    for (int u = 0; u < U; ++u) {
-      const F pj = S::fset1(p[j + u]);
-      const float* vj = v + (j + u) * dv;
-      for (int i = 0; i < N; ++i) acc[u][i] = S::fma(pj, S::loadf(vj + i * R), acc[u][i]);
-    }
-  for (; j < nj; ++j) {
-    const F pj = S::fset1(p[j]);
-    for (int i = 0; i < N; ++i) acc[0][i] = S::fma(pj, S::loadf(v + j * dv + i * R), acc[0][i]);
-  }
-  for (int u = 1; u < U; ++u)
-    for (int i = 0; i < N; ++i) acc[0][i] = S::add(acc[0][i], acc[u][i]);
-  for (int i = 0; i < N; ++i) S::storef(o + i * R, acc[0][i]);
-}
-
-// o[0..dv) += sum_j p[j] * v[j][0..dv), in passes of as many vectors of o as
-// the registers hold (16 accumulators on AVX-512, 8 on AVX2).
-template <class S>
-inline void accumulate_pv(const float* p, const float* v, int64_t nj, float* o, int64_t dv) {
-  constexpr int R = S::R;
-  int64_t c = 0;
-  if constexpr (R == 16)
-    for (; c + 8 * R <= dv; c += 8 * R) pv_pass<S, 8, 2>(p, v + c, nj, o + c, dv);
-  for (; c + 4 * R <= dv; c += 4 * R) pv_pass<S, 4, R == 16 ? 4 : 2>(p, v + c, nj, o + c, dv);
-  for (; c + 2 * R <= dv; c += 2 * R) pv_pass<S, 2, 4>(p, v + c, nj, o + c, dv);
-  for (; c + R <= dv; c += R) pv_pass<S, 1, 8>(p, v + c, nj, o + c, dv);
-  for (; c < dv; ++c)
-    for (int64_t j = 0; j < nj; ++j) o[c] += p[j] * v[j * dv + c];
-}
-
-// The same for two queries over the same rows: each V vector is loaded once
-// for both (loads, not FMAs, bound the single-query pass).
-template <class S, int N, int U>
-inline void pv_pass_pair(const float* p0, const float* p1, const float* v, int64_t nj, float* o0, float* o1,
-                         int64_t dv) {
-  constexpr int R = S::R;
-  using F = typename S::F;
-  F a0[U][N], a1[U][N];
-  for (int i = 0; i < N; ++i) {
-    a0[0][i] = S::loadf(o0 + i * R);
-    a1[0][i] = S::loadf(o1 + i * R);
-  }
-  for (int u = 1; u < U; ++u)
-    for (int i = 0; i < N; ++i) a0[u][i] = a1[u][i] = S::fzero();
-  const auto step = [&](int u, int64_t j) {
-    F vv[N];
-    for (int i = 0; i < N; ++i) vv[i] = S::loadf(v + j * dv + i * R);
-    const F b0 = S::fset1(p0[j]), b1 = S::fset1(p1[j]);
-    for (int i = 0; i < N; ++i) {
-      a0[u][i] = S::fma(b0, vv[i], a0[u][i]);
-      a1[u][i] = S::fma(b1, vv[i], a1[u][i]);
-    }
-  };
-  int64_t j = 0;
-  for (; j + U <= nj; j += U)
-    for (int u = 0; u < U; ++u) step(u, j + u);
-  for (; j < nj; ++j) step(0, j);
-  for (int u = 1; u < U; ++u)
-    for (int i = 0; i < N; ++i) {
-      a0[0][i] = S::add(a0[0][i], a0[u][i]);
-      a1[0][i] = S::add(a1[0][i], a1[u][i]);
-    }
-  for (int i = 0; i < N; ++i) {
-    S::storef(o0 + i * R, a0[0][i]);
-    S::storef(o1 + i * R, a1[0][i]);
-  }
-}
-
-template <class S>
-inline void accumulate_pv_pair(const float* p0, const float* p1, const float* v, int64_t nj, float* o0, float* o1,
-                               int64_t dv) {
-  constexpr int R = S::R;
-  int64_t c = 0;
-  if constexpr (R == 16) {
-    for (; c + 8 * R <= dv; c += 8 * R) pv_pass_pair<S, 8, 1>(p0, p1, v + c, nj, o0 + c, o1 + c, dv);
-    for (; c + 4 * R <= dv; c += 4 * R) pv_pass_pair<S, 4, 2>(p0, p1, v + c, nj, o0 + c, o1 + c, dv);
-  } else {
-    for (; c + 4 * R <= dv; c += 4 * R) pv_pass_pair<S, 4, 1>(p0, p1, v + c, nj, o0 + c, o1 + c, dv);
-  }
-  for (; c + 2 * R <= dv; c += 2 * R) pv_pass_pair<S, 2, 2>(p0, p1, v + c, nj, o0 + c, o1 + c, dv);
-  for (; c + R <= dv; c += R) pv_pass_pair<S, 1, 4>(p0, p1, v + c, nj, o0 + c, o1 + c, dv);
-  for (; c < dv; ++c)
-    for (int64_t j = 0; j < nj; ++j) {
-      o0[c] += p0[j] * v[j * dv + c];
-      o1[c] += p1[j] * v[j * dv + c];
-    }
-}
-
-// Lane r = q · k_r for R consecutive rows k_r = k + r * DK: R dot products
-// on independent FMA chains, reduced together by S::transpose_sum instead of
-// one horizontal sum each. DK is a compile-time multiple of R, so every row
-// is one base register plus a constant offset.
-template <class S, int DK>
-CODEY_ALWAYS_INLINE typename S::F dot_rows(const float* q, const float* k) {
-  constexpr int R = S::R;
-  static_assert(DK % R == 0);
-  typename S::F acc[R];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) acc[r] = S::mul(S::loadf(q), S::loadf(k + r * DK));
-#pragma GCC unroll 16
-  for (int d = R; d < DK; d += R) {
-    const auto qd = S::loadf(q + d);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) acc[r] = S::fma(qd, S::loadf(k + r * DK + d), acc[r]);
-  }
-  return S::transpose_sum(acc);
-}
-
-// Two queries over R/2 rows: lanes [0, R/2) = q0 · k_r, lanes [R/2, R) =
-// q1 · k_r; each K vector loaded once for both.
-template <class S, int DK>
-CODEY_ALWAYS_INLINE typename S::F dot_rows_pair(const float* q0, const float* q1, const float* k) {
-  constexpr int R = S::R, P = R / 2;
-  static_assert(DK % R == 0);
-  typename S::F acc[R];
-  {
-    const auto a = S::loadf(q0), b = S::loadf(q1);
-#pragma GCC unroll 8
-    for (int r = 0; r < P; ++r) {
-      const auto kv = S::loadf(k + r * DK);
-      acc[r] = S::mul(a, kv);
-      acc[P + r] = S::mul(b, kv);
-    }
-  }
-#pragma GCC unroll 16
-  for (int d = R; d < DK; d += R) {
-    const auto a = S::loadf(q0 + d), b = S::loadf(q1 + d);
-#pragma GCC unroll 8
-    for (int r = 0; r < P; ++r) {
-      const auto kv = S::loadf(k + r * DK + d);
-      acc[r] = S::fma(a, kv, acc[r]);
-      acc[P + r] = S::fma(b, kv, acc[P + r]);
-    }
-  }
-  return S::transpose_sum(acc);
-}
-
-inline void prefetch_bytes(const uint8_t* p, size_t n) {
-  for (size_t off = 0; off < n; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + off), _MM_HINT_T0);
-}
-
-// The next block's K and V rows (contiguous spans), prefetched a few lines
-// at a time between the arithmetic of the current block. At depth,
-// generation streams the cache from DRAM; asked for all at once at the start
-// of a block, the lines did not arrive any sooner (measured: loads and
-// arithmetic did not overlap at all).
-struct SpreadPrefetch {
-  const uint8_t* k = nullptr;
-  const uint8_t* v = nullptr;
-  size_t k_bytes = 0, v_bytes = 0, off = 0, lines_per_step = 0;
-
-  void step() {
-    for (size_t n = 0; n < lines_per_step && (off < k_bytes || off < v_bytes); ++n, off += 64) {
-      if (off < k_bytes) _mm_prefetch(reinterpret_cast<const char*>(k + off), _MM_HINT_T0);
-      if (off < v_bytes) _mm_prefetch(reinterpret_cast<const char*>(v + off), _MM_HINT_T0);
-    }
-  }
-};
-
-// Scores sco[j] = q · k_j for j in [jb, je) (multiples of R) of the f32 block
-// kf (row stride dk). Head sizes of the models codey runs get a fixed-size
-// kernel; others one dot product per row.
-template <class S, int DK>
-void block_scores_fixed(const float* q, const float* kf, int64_t jb, int64_t je, float* sco, SpreadPrefetch& pf) {
-  for (int64_t j = jb; j < je; j += S::R) {
-    pf.step();
-    S::storef(sco + j, dot_rows<S, DK>(q, kf + j * DK));
-  }
-}
-
-template <class S>
-inline void block_scores(const float* q, const float* kf, int64_t dk, int64_t jb, int64_t je, float* sco,
-                         SpreadPrefetch& pf) {
-  switch (dk) {
-    case 64: return block_scores_fixed<S, 64>(q, kf, jb, je, sco, pf);
-    case 128: return block_scores_fixed<S, 128>(q, kf, jb, je, sco, pf);
-    case 256: return block_scores_fixed<S, 256>(q, kf, jb, je, sco, pf);
-    default:
-      for (int64_t j = jb; j < je; ++j) {
-        if (j % S::R == 0) pf.step();
-        sco[j] = dot_f32<S>(q, kf + j * dk, dk);
-      }
-  }
-}
-
-// Scores of two queries over the same positions (dot_rows_pair).
-template <class S, int DK>
-void block_scores_pair_fixed(const float* q0, const float* q1, const float* kf, int64_t jb, int64_t je, float* sco0,
-                             float* sco1, SpreadPrefetch& pf) {
-  constexpr int64_t P = S::R / 2;
-  for (int64_t j = jb; j < je; j += P) {
-    pf.step();
-    S::store_halves(sco0 + j, sco1 + j, dot_rows_pair<S, DK>(q0, q1, kf + j * DK));
-  }
-}
-
-template <class S>
-inline void block_scores_pair(const float* q0, const float* q1, const float* kf, int64_t dk, int64_t jb, int64_t je,
-                              float* sco0, float* sco1, SpreadPrefetch& pf) {
-  switch (dk) {
-    case 64: return block_scores_pair_fixed<S, 64>(q0, q1, kf, jb, je, sco0, sco1, pf);
-    case 128: return block_scores_pair_fixed<S, 128>(q0, q1, kf, jb, je, sco0, sco1, pf);
-    case 256: return block_scores_pair_fixed<S, 256>(q0, q1, kf, jb, je, sco0, sco1, pf);
-    default:
-      block_scores<S>(q0, kf, dk, jb, je, sco0, pf);
-      block_scores<S>(q1, kf, dk, jb, je, sco1, pf);
-  }
-}
-
-template <class S>
-inline void scale_row(float c, float* y, int64_t n) {
-  constexpr int R = S::R;
-  const auto vc = S::fset1(c);
-  int64_t i = 0;
-  for (; i + R <= n; i += R) S::storef(y + i, S::mul(vc, S::loadf(y + i)));
-  for (; i < n; ++i) y[i] *= c;
-}
-
-// Flash-style attention: work items are (tile of up to kTileTokens
-// consecutive tokens of one sequence, KV head, span of positions); the item's
-// queries (tokens x the query heads sharing that KV head) walk the cache in
-// blocks of kBlock positions. Each block is decoded to f32 once and used by
-// every query of the item, with an online softmax per query (running max,
-// sum, rescaled output): no n_ctx x n_ctx matrix, memory O(block). Scores come
-// R positions at a time (dot_rows), exponentials R at a time.
+// Flash-style attention over the tiled K / plain V cache (KvView). Work
+// items are (tile of up to kTileTokens consecutive tokens of one sequence, KV
+// head, span of positions). An item's queries - its tokens x the query heads
+// sharing that KV head, so grouped-query heads share every K and V load - walk
+// the cache in blocks of kBlock positions with an online softmax per query
+// (running max m, sum l, output rescaled when the max grows): no n_ctx x n_ctx
+// matrix.
+//
+// Per block, scores are a small GEMM with positions along the vector lanes:
+// K tiles hold one element of 16 positions contiguously, so each query
+// element is broadcast and multiplied into R positions at once (no horizontal
+// sums). P x V is another with the head dimension along the lanes (broadcast
+// probability). A chunk of queries keeps its accumulators in registers for
+// the whole block, and the cache is read in place (q8_0 decoded in
+// registers). The next block's K and V lines are prefetched a few per step of
+// the first chunk's loops: at depth, generation streams the cache from DRAM,
+// and the hardware prefetchers stop at every 4 KiB page.
 //
 // Generation has one-token tiles and, with grouped-query attention, as few
 // items as KV heads (2 for Qwen2.5-Coder): too few for the threads, so such a
-// tile's positions are split into spans of kSplitPositions, each an item with
-// its own partial softmax, merged in a second pass. The split depends on the
-// shape only, never on the thread count: results do not change with threads.
+// tile's positions are split into spans (multiples of kSplitPositions), each
+// an item with its own partial softmax, merged in a second pass. The split
+// depends on the shape only, never on the thread count: results do not change
+// with threads.
 constexpr int64_t kTileTokens = 16;
-constexpr int64_t kBlock = 16;  // a multiple of every R; larger blocks measured slower from DRAM
+constexpr int64_t kBlockTiles = 4;
+constexpr int64_t kBlock = kBlockTiles * kKvTile;
 constexpr int64_t kSplitPositions = 1024;
+static_assert(kSplitPositions % kBlock == 0, "spans are whole blocks");
+
+// Queries per chunk (accumulators in registers): up to 8 on AVX-512 (32
+// registers), 4 on AVX2 (16).
+template <class S>
+constexpr int kMaxChunk = S::R == 16 ? 8 : 4;
+
+// Loads of the cache as stored, to f32 (the values the reference decodes):
+// k(tile, d, h) = element d of the R positions [h, h + R) of a K tile;
+// v(row, col) = elements [col, col + R) of a V row. q8_0 is scale x quant in
+// f32 (col and h are multiples of R, so a vector never straddles a block).
+template <class S>
+struct LoadF16 {
+  static typename S::F k(const uint8_t* tile, int64_t d, int64_t h) { return S::load_h(tile + 2 * (d * kKvTile + h)); }
+  static typename S::F v(const uint8_t* row, int64_t col) { return S::load_h(row + 2 * col); }
+};
+template <class S>
+struct LoadBF16 {
+  static typename S::F k(const uint8_t* tile, int64_t d, int64_t h) { return S::load_bf16(tile + 2 * (d * kKvTile + h)); }
+  static typename S::F v(const uint8_t* row, int64_t col) { return S::load_bf16(row + 2 * col); }
+};
+template <class S>
+struct LoadF32 {
+  static typename S::F k(const uint8_t* tile, int64_t d, int64_t h) {
+    return S::loadf(reinterpret_cast<const float*>(tile) + d * kKvTile + h);
+  }
+  static typename S::F v(const uint8_t* row, int64_t col) { return S::loadf(reinterpret_cast<const float*>(row) + col); }
+};
+template <class S>
+struct LoadQ8_0 {
+  static typename S::F k(const uint8_t* tile, int64_t d, int64_t h) {
+    const auto ud = static_cast<uint64_t>(d);
+    const uint8_t* blk = tile + (ud >> 5) * (kKvTile * 34);
+    return S::mul(S::load_h(blk + 2 * h), S::cvt(S::load_i8x(blk + 2 * kKvTile + (ud & 31) * kKvTile + h)));
+  }
+  static typename S::F v(const uint8_t* row, int64_t col) {
+    const auto uc = static_cast<uint64_t>(col);
+    const uint8_t* blk = row + (uc >> 5) * 34;
+    return S::mul(S::bcast_h(blk), S::cvt(S::load_i8x(blk + 2 + (uc & 31))));
+  }
+};
+
+// A few cache lines of a contiguous range per step of a loop.
+struct Prefetcher {
+  const uint8_t* p = nullptr;
+  const uint8_t* end = nullptr;
+  int64_t per_step = 0;
+
+  CODEY_ALWAYS_INLINE void step() {
+    for (int64_t i = 0; i < per_step && p < end; ++i, p += 64) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+  }
+  // Spreads [from, from + bytes) over `steps` calls.
+  void arm(const uint8_t* from, size_t bytes, int64_t steps) {
+    p = from;
+    end = from + bytes;
+    const auto lines = static_cast<int64_t>((bytes + 63) / 64);
+    per_step = steps > 0 ? (lines + steps - 1) / steps : 0;
+  }
+};
+
+// s[qi][t*16 ..) = sum_d q[qi][d] * K_t[d][..) for QC queries (row stride dk)
+// over NT tiles (tile t at tiles[t]; s row stride kBlock).
+template <class S, class L, int QC, int NT>
+CODEY_ALWAYS_INLINE void scores_kernel(const float* q, int64_t dk, const uint8_t* const* tiles, float* s,
+                                       Prefetcher& pf) {
+  using F = typename S::F;
+  constexpr int R = S::R, VT = static_cast<int>(kKvTile) / R, NV = NT * VT;
+  F acc[QC][NV];
+  for (int i = 0; i < QC; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = S::fzero();
+  const uint8_t* tp[NT];
+  for (int t = 0; t < NT; ++t) tp[t] = tiles[t];
+  Prefetcher lpf = pf;  // a local copy stays in registers
+  for (int64_t d = 0; d < dk; ++d) {
+    lpf.step();
+    F k[NV];
+    for (int t = 0; t < NT; ++t)
+      for (int h = 0; h < VT; ++h) k[t * VT + h] = L::k(tp[t], d, h * R);
+    for (int i = 0; i < QC; ++i) {
+      const F b = S::fset1(q[i * dk + d]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = S::fma(b, k[v], acc[i][v]);
+    }
+  }
+  pf = lpf;
+  for (int i = 0; i < QC; ++i)
+    for (int v = 0; v < NV; ++v) S::storef(s + i * kBlock + v * R, acc[i][v]);
+}
+
+// o[qi][0, NV*R) = c[qi] * o[qi][..) + sum_{j in [jb, je)} p[qi][j] * V[j][..)
+// for QC queries (p row stride kBlock, o row stride dv; V row j at
+// v + j * v_row_bytes, this pass's columns from element col).
+template <class S, class L, int QC, int NV>
+CODEY_ALWAYS_INLINE void pv_kernel(const float* p, const uint8_t* v, size_t v_row_bytes, int64_t col, int64_t jb,
+                                   int64_t je, const float* c, float* o, int64_t dv, Prefetcher& pf) {
+  using F = typename S::F;
+  constexpr int R = S::R;
+  F acc[QC][NV];
+  for (int i = 0; i < QC; ++i) {
+    const F ci = S::fset1(c[i]);
+    for (int u = 0; u < NV; ++u) acc[i][u] = S::mul(ci, S::loadf(o + i * dv + col + u * R));
+  }
+  Prefetcher lpf = pf;  // a local copy stays in registers
+  for (int64_t j = jb; j < je; ++j) {
+    lpf.step();
+    const uint8_t* row = v + static_cast<size_t>(j) * v_row_bytes;
+    F x[NV];
+    for (int u = 0; u < NV; ++u) x[u] = L::v(row, col + u * R);
+    for (int i = 0; i < QC; ++i) {
+      const F b = S::fset1(p[i * kBlock + j]);
+      for (int u = 0; u < NV; ++u) acc[i][u] = S::fma(b, x[u], acc[i][u]);
+    }
+  }
+  pf = lpf;
+  for (int i = 0; i < QC; ++i)
+    for (int u = 0; u < NV; ++u) S::storef(o + i * dv + col + u * R, acc[i][u]);
+}
+
+// Tiles per scores call and vectors per P x V pass for a chunk of QC queries:
+// as many as the registers hold next to the accumulators, at least 8
+// independent FMA chains for one query.
+template <class S, int QC>
+constexpr int kScoreTiles = S::R == 16 ? (QC <= 2 ? 4 : 2) : (QC <= 2 ? 2 : 1);
+template <class S, int QC>
+constexpr int kPvVectors = S::R == 16 ? (QC == 1 ? 8 : QC <= 3 ? 4 : 2) : (QC <= 2 ? 4 : 2);
+
+// One chunk of QC queries over a block: scores, softmax (by the caller's
+// callback between the two), P x V.
+template <class S, class L, int QC>
+struct ChunkOps {
+  static void scores(const float* q, int64_t dk, const uint8_t* const* tiles, float* s, Prefetcher& pf) {
+    constexpr int NT = kScoreTiles<S, QC>;
+    for (int t = 0; t < kBlockTiles; t += NT) scores_kernel<S, L, QC, NT>(q, dk, tiles + t, s + t * kKvTile, pf);
+  }
+  static void pv(const float* p, const uint8_t* v, size_t v_row_bytes, int64_t jb, int64_t je, const float* c, float* o,
+                 int64_t dv, Prefetcher& pf) {
+    constexpr int NV = kPvVectors<S, QC>;
+    int64_t col = 0;
+    for (; col + NV * S::R <= dv; col += NV * S::R) pv_kernel<S, L, QC, NV>(p, v, v_row_bytes, col, jb, je, c, o, dv, pf);
+    for (; col < dv; col += S::R) pv_kernel<S, L, QC, 1>(p, v, v_row_bytes, col, jb, je, c, o, dv, pf);
+  }
+};
+
+// Runtime chunk size -> instantiation (1 .. kMaxChunk<S>).
+template <class S, class L, class Fn>
+CODEY_ALWAYS_INLINE void with_chunk(int qc, Fn&& fn) {
+  switch (qc) {
+    case 1: return fn(ChunkOps<S, L, 1>{});
+    case 2: return fn(ChunkOps<S, L, 2>{});
+    case 3: return fn(ChunkOps<S, L, 3>{});
+    case 4: return fn(ChunkOps<S, L, 4>{});
+    default:
+      if constexpr (kMaxChunk<S> == 8) {
+        switch (qc) {
+          case 5: return fn(ChunkOps<S, L, 5>{});
+          case 6: return fn(ChunkOps<S, L, 6>{});
+          case 7: return fn(ChunkOps<S, L, 7>{});
+          case 8: return fn(ChunkOps<S, L, 8>{});
+        }
+      }
+      CODEY_ASSERT(false && "query chunk out of range");
+  }
+}
 
 struct AttnScratch {
-  std::vector<float> kf, vf, q, out, scores;
-  std::vector<float> m, l;
+  std::vector<float> q, o, s;       // [nq][dk], [nq][dv], [nq][kBlock]
+  std::vector<float> m, c;          // [nq]: running maxima, rescale factors of the block
+  std::vector<float> l;             // [nq][R]: running sums, by lane
+  std::vector<int64_t> j0, j1;      // [nq]: valid positions of the block, relative to its start
 };
+
+// Read in place of a K tile that no query of the block reads (it may lie past
+// the cache's end): zeros, whose scores are masked.
+inline const uint8_t* zero_tile() {
+  alignas(64) static const uint8_t zeros[kKvTile * kMaxHeadDim * sizeof(float)] = {};
+  return zeros;
+}
 
 struct AttnItem {
   int64_t tile, hkv;
@@ -493,134 +409,132 @@ inline int64_t window_lo(const AttentionArgs& a, int64_t t) {
   return a.window > 0 ? std::max<int64_t>(0, a.pos[t] - a.window + 1) : int64_t{0};
 }
 
-// One query's online-softmax step over a block: scores sco[jb, je) (whole
-// vectors; only [j0, j1) are valid, the rest is masked), running max m and
-// sum l, output o rescaled when the max grows. Leaves p = exp(s - m) in sco.
+// The online-softmax step of a chunk of qc queries over a block: scores
+// s[i][vb, ve) (whole vectors; only [j0[i], j1[i]) are valid), running maxima
+// m[i] and sums (lsum[i]: R lanes, added up at the end). Sets c[i] to the
+// factor query i's output must be rescaled by and leaves p = exp(s - m) in s
+// (0 outside the valid range). The maxima of the chunk are rescaled together:
+// one vector exp for every query's factor.
 template <class S>
-inline void softmax_block(float* sco, int64_t j0, int64_t j1, float softcap, float& m, float& l, float* o,
-                          int64_t dv) {
+inline void softmax_chunk(float* s, int qc, int64_t vb, int64_t ve, const int64_t* j0, const int64_t* j1,
+                          float softcap, float* m, float* lsum, float* c) {
   constexpr int64_t R = S::R;
-  const int64_t jb = j0 / R * R, je = (j1 + R - 1) / R * R;
-  if (softcap > 0.0f)
-    for (int64_t j = j0; j < j1; ++j) sco[j] = softcap * std::tanh(sco[j] / softcap);
-  for (int64_t j = jb; j < j0; ++j) sco[j] = -INFINITY;
-  for (int64_t j = j1; j < je; ++j) sco[j] = -INFINITY;
-  auto vmax = S::loadf(sco + jb);
-  for (int64_t j = jb + R; j < je; j += R) vmax = S::fmax(vmax, S::loadf(sco + j));
-  const float bmax = S::hmax(vmax);
-  if (bmax > m) {
-    const float c = std::exp(m - bmax);  // 0 on the first block
-    scale_row<S>(c, o, dv);
-    l *= c;
-    m = bmax;
+  static_assert(kMaxChunk<S> <= R, "one vector holds the chunk's maxima");
+  alignas(64) float bmax[R];
+  for (int i = 0; i < qc; ++i) {
+    float* si = s + i * kBlock;
+    if (j0[i] >= j1[i]) {  // nothing of this block for this query
+      bmax[i] = -INFINITY;
+      continue;
+    }
+    if (softcap > 0.0f)
+      for (int64_t j = j0[i]; j < j1[i]; ++j) si[j] = softcap * std::tanh(si[j] / softcap);
+    for (int64_t j = vb; j < j0[i]; ++j) si[j] = -INFINITY;
+    for (int64_t j = j1[i]; j < ve; ++j) si[j] = -INFINITY;
+    auto vmax = S::loadf(si + vb);
+    for (int64_t j = vb + R; j < ve; j += R) vmax = S::fmax(vmax, S::loadf(si + j));
+    bmax[i] = S::hmax(vmax);
   }
-  const auto vm = S::fset1(m);
-  auto vsum = S::fzero();
-  for (int64_t j = jb; j < je; j += R) {  // masked lanes give exp(-inf) = 0
-    const auto e = vexp<S>(S::sub(S::loadf(sco + j), vm));
-    S::storef(sco + j, e);
-    vsum = S::add(vsum, e);
+  // m' = max(m, block max), c = exp(m - m'); a query that has seen nothing
+  // yet (m' = -inf) keeps c = 1 (its output and sum are still 0).
+  const auto m_old = S::load_partial(m, qc, -INFINITY);
+  const auto m_new = S::fmax(m_old, S::load_partial(bmax, qc, -INFINITY));
+  const auto cf = S::select_finite(vexp<S>(S::sub(m_old, m_new)), m_new, 1.0f);
+  S::store_partial(m, m_new, qc);
+  S::store_partial(c, cf, qc);
+  for (int i = 0; i < qc; ++i) {
+    float* si = s + i * kBlock;
+    if (j0[i] >= j1[i]) {
+      std::fill(si + vb, si + ve, 0.0f);
+      continue;
+    }
+    const auto vm = S::fset1(m[i]);
+    auto vsum = S::fzero();
+    for (int64_t j = vb; j < ve; j += R) {  // masked lanes give exp(-inf) = 0
+      const auto e = vexp<S>(S::sub(S::loadf(si + j), vm));
+      S::storef(si + j, e);
+      vsum = S::add(vsum, e);
+    }
+    S::storef(lsum + i * R, S::fma(S::fset1(c[i]), S::loadf(lsum + i * R), vsum));
   }
-  l += S::hsum(vsum);
 }
 
-// Runs one work item: out rows (normalized) or partial slots of
-// [m, l, o[dv]] per query.
-template <class S>
+// Runs one work item with element loads L: out rows (normalized) or partial
+// slots of [m, l, o[dv]] per query.
+template <class S, class L>
 void attend_item(const AttentionArgs& a, const AttnItem& it, int64_t t0, int64_t t1, AttnScratch& sc, float* parts) {
   constexpr int64_t R = S::R;
-  static_assert(kBlock % R == 0, "scores are computed in whole vectors inside a block");
   const int64_t group = a.n_head / a.n_head_kv, dk = a.head_dim_k, dv = a.head_dim_v;
-  const size_t k_row_bytes = row_bytes(a.k.type, dk), v_row_bytes = row_bytes(a.v.type, dv);
   const int32_t seq = a.seq[t0];
   const int64_t nq = (t1 - t0) * group, hkv = it.hkv;
-  float* kf = sc.kf.data();
-  float* vf = sc.vf.data();
-  float* sco = sc.scores.data();
+  const size_t k_tile_bytes = static_cast<size_t>(kKvTile) * a.k.pos_stride, v_row_bytes = a.v.pos_stride;
+  // Chunks of queries of (nearly) equal size.
+  const int64_t n_chunks = (nq + kMaxChunk<S> - 1) / kMaxChunk<S>;
+  const int64_t chunk = (nq + n_chunks - 1) / n_chunks;
+  float* qs = sc.q.data();
+  float* os = sc.o.data();
+  float* ss = sc.s.data();
   // The item's queries, pre-multiplied by the scale.
   for (int64_t qi = 0; qi < nq; ++qi) {
     const int64_t t = t0 + qi / group, h = hkv * group + qi % group;
     const float* q = a.q + t * a.q_stride + h * dk;
-    float* qs = sc.q.data() + qi * dk;
-    for (int64_t d = 0; d < dk; ++d) qs[d] = q[d] * a.scale;
+    for (int64_t d = 0; d < dk; ++d) qs[qi * dk + d] = q[d] * a.scale;
   }
-  std::fill_n(sc.out.data(), nq * dv, 0.0f);
+  std::fill_n(os, nq * dv, 0.0f);
   std::fill_n(sc.m.data(), nq, -INFINITY);
-  std::fill_n(sc.l.data(), nq, 0.0f);
-  for (int64_t p0 = it.p_lo; p0 <= it.p_hi; p0 += kBlock) {
-    const int64_t nb = std::min(kBlock, it.p_hi + 1 - p0);
-    // The next block's rows, asked for while this one is computed: spread
-    // over the score steps when rows are contiguous, else row by row now.
-    const int64_t nb_next = std::min(kBlock, it.p_hi + 1 - (p0 + kBlock));
-    SpreadPrefetch pf;
-    if (nb_next > 0 && a.k.pos_stride == k_row_bytes && a.v.pos_stride == v_row_bytes) {
-      pf.k = a.k.row(seq, hkv, p0 + kBlock);
-      pf.v = a.v.row(seq, hkv, p0 + kBlock);
-      pf.k_bytes = static_cast<size_t>(nb_next) * k_row_bytes;
-      pf.v_bytes = static_cast<size_t>(nb_next) * v_row_bytes;
-      const size_t steps = static_cast<size_t>(nq * ((nb + R - 1) / R));
-      pf.lines_per_step = (std::max(pf.k_bytes, pf.v_bytes) / 64 + steps - 1) / steps;
-    } else {
-      for (int64_t j = 0; j < nb_next; ++j) {
-        prefetch_bytes(a.k.row(seq, hkv, p0 + kBlock + j), k_row_bytes);
-        prefetch_bytes(a.v.row(seq, hkv, p0 + kBlock + j), v_row_bytes);
-      }
-    }
-    for (int64_t j = 0; j < nb; ++j) {
-      decode_kv_row<S>(a.k.type, a.k.row(seq, hkv, p0 + j), kf + j * dk, dk);
-      decode_kv_row<S>(a.v.type, a.v.row(seq, hkv, p0 + j), vf + j * dv, dv);
-    }
-    // Queries two at a time when they see the same positions of this block
-    // (the heads of one token, or of two tokens both past the block): K and V
-    // rows are loaded once for both.
-    const auto range = [&](int64_t qi, int64_t& j0, int64_t& j1) {
+  std::fill_n(sc.l.data(), nq * R, 0.0f);
+  for (int64_t p0 = it.p_lo / kBlock * kBlock; p0 <= it.p_hi; p0 += kBlock) {
+    // Each query's valid positions in this block, and their union [jmin, jmax).
+    int64_t jmin = kBlock, jmax = 0;
+    for (int64_t qi = 0; qi < nq; ++qi) {
       const int64_t t = t0 + qi / group;
-      j0 = std::max<int64_t>(0, window_lo(a, t) - p0);
-      j1 = std::min<int64_t>(nb, a.pos[t] + 1 - p0);
-    };
-    for (int64_t qi = 0; qi < nq;) {
-      int64_t j0, j1;
-      range(qi, j0, j1);
-      if (j0 >= j1) {
-        ++qi;
-        continue;
+      const int64_t lo = std::max(it.p_lo, window_lo(a, t)), hi = std::min<int64_t>(it.p_hi, a.pos[t]);
+      const int64_t j0 = std::clamp<int64_t>(lo - p0, 0, kBlock), j1 = std::clamp<int64_t>(hi + 1 - p0, 0, kBlock);
+      sc.j0[static_cast<size_t>(qi)] = j0;
+      sc.j1[static_cast<size_t>(qi)] = j1;
+      if (j0 < j1) {
+        jmin = std::min(jmin, j0);
+        jmax = std::max(jmax, j1);
       }
-      // Scores of [jb, je): whole vectors (rows past nb hold stale values,
-      // masked; kf has kBlock rows).
-      const int64_t jb = j0 / R * R, je = (j1 + R - 1) / R * R;
-      const auto q = [&](int64_t i) { return sc.q.data() + i * dk; };
-      const auto o = [&](int64_t i) { return sc.out.data() + i * dv; };
-      const auto m = [&](int64_t i) -> float& { return sc.m[static_cast<size_t>(i)]; };
-      const auto l = [&](int64_t i) -> float& { return sc.l[static_cast<size_t>(i)]; };
-      int64_t k0 = -1, k1 = -1;
-      if (qi + 1 < nq) range(qi + 1, k0, k1);
-      if (k0 == j0 && k1 == j1) {
-        float* sco1 = sco + kBlock;
-        block_scores_pair<S>(q(qi), q(qi + 1), kf, dk, jb, je, sco, sco1, pf);
-        softmax_block<S>(sco, j0, j1, a.softcap, m(qi), l(qi), o(qi), dv);
-        softmax_block<S>(sco1, j0, j1, a.softcap, m(qi + 1), l(qi + 1), o(qi + 1), dv);
-        // Exactly [j0, j1): stale rows of vf are never touched.
-        accumulate_pv_pair<S>(sco + j0, sco1 + j0, vf + j0 * dv, j1 - j0, o(qi), o(qi + 1), dv);
-        qi += 2;
-        continue;
-      }
-      block_scores<S>(q(qi), kf, dk, jb, je, sco, pf);
-      softmax_block<S>(sco, j0, j1, a.softcap, m(qi), l(qi), o(qi), dv);
-      accumulate_pv<S>(sco + j0, vf + j0 * dv, j1 - j0, o(qi), dv);
-      ++qi;
+    }
+    if (jmin >= jmax) continue;
+    // The block's K tiles (a zero tile for those no query reads: they may lie
+    // past the cache's end) and V rows.
+    const uint8_t* tiles[kBlockTiles];
+    for (int64_t t = 0; t < kBlockTiles; ++t)
+      tiles[t] = (t + 1) * kKvTile > jmin && t * kKvTile < jmax ? a.k.tile(seq, hkv, p0 + t * kKvTile) : zero_tile();
+    const uint8_t* vrows = a.v.row(seq, hkv, p0);  // row j at vrows + j * v_row_bytes
+    // The next block's lines, spread over the first chunk's loops.
+    Prefetcher pf_k, pf_v, none;
+    if (const int64_t next = p0 + kBlock; next <= it.p_hi) {
+      const int64_t n_next = std::min(kBlock, it.p_hi + 1 - next);
+      pf_k.arm(a.k.tile(seq, hkv, next), static_cast<size_t>((n_next + kKvTile - 1) / kKvTile) * k_tile_bytes, dk);
+      pf_v.arm(a.v.row(seq, hkv, next), static_cast<size_t>(n_next) * a.v.pos_stride, jmax - jmin);
+    }
+    const int64_t vb = jmin / R * R, ve = (jmax + R - 1) / R * R;
+    for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
+      const int qc = static_cast<int>(std::min(chunk, nq - q0));
+      with_chunk<S, L>(qc, [&](auto ops) {
+        ops.scores(qs + q0 * dk, dk, tiles, ss + q0 * kBlock, q0 == 0 ? pf_k : none);
+        softmax_chunk<S>(ss + q0 * kBlock, qc, vb, ve, sc.j0.data() + q0, sc.j1.data() + q0, a.softcap, sc.m.data() + q0,
+                         sc.l.data() + q0 * R, sc.c.data() + q0);
+        ops.pv(ss + q0 * kBlock, vrows, v_row_bytes, jmin, jmax, sc.c.data() + q0, os + q0 * dv, dv,
+               q0 == 0 ? pf_v : none);
+      });
     }
   }
   for (int64_t qi = 0; qi < nq; ++qi) {
-    const float* oi = sc.out.data() + qi * dv;
+    const float* oi = os + qi * dv;
+    const float l = S::hsum(S::loadf(sc.l.data() + qi * R));
     if (parts) {
       float* slot = parts + (it.part + qi) * (dv + 2);
       slot[0] = sc.m[static_cast<size_t>(qi)];
-      slot[1] = sc.l[static_cast<size_t>(qi)];
+      slot[1] = l;
       std::memcpy(slot + 2, oi, static_cast<size_t>(dv) * sizeof(float));
       continue;
     }
     const int64_t t = t0 + qi / group, h = hkv * group + qi % group;
-    const float inv = 1.0f / sc.l[static_cast<size_t>(qi)];
+    const float inv = 1.0f / l;
     float* out = a.out + t * a.out_stride + h * dv;
     for (int64_t d = 0; d < dv; ++d) out[d] = oi[d] * inv;
   }
@@ -630,7 +544,11 @@ template <class S>
 void attention_impl(const AttentionArgs& a, ThreadPool& pool) {
   CODEY_ASSERT(a.head_dim_k <= kMaxHeadDim && a.head_dim_v <= kMaxHeadDim);
   CODEY_ASSERT(a.n_head_kv > 0 && a.n_head % a.n_head_kv == 0);
+  CODEY_ASSERT(a.k.tiled && !a.v.tiled && a.k.type == a.v.type);
+  CODEY_ASSERT(a.k.type == TensorType::kF16 || a.k.type == TensorType::kBF16 || a.k.type == TensorType::kF32 ||
+               a.k.type == TensorType::kQ8_0);
   const int64_t group = a.n_head / a.n_head_kv, dk = a.head_dim_k, dv = a.head_dim_v;
+  if (dv % S::R != 0) return ref_attention(a, pool);  // no model codey runs has such heads
   // Tiles: runs of consecutive tokens of one sequence (a decode batch of many
   // sequences gives one-token tiles), then the work items. Built without
   // allocating per call.
@@ -659,8 +577,9 @@ void attention_impl(const AttentionArgs& a, ThreadPool& pool) {
         items.push_back({tile, hkv, lo, hi, -1});
         continue;
       }
-      for (int64_t p = lo; p <= hi; p += kSplitPositions) {
-        items.push_back({tile, hkv, p, std::min(hi, p + kSplitPositions - 1), n_slots});
+      // Spans end at multiples of kSplitPositions (whole blocks).
+      for (int64_t p = lo; p <= hi; p = (p / kSplitPositions + 1) * kSplitPositions) {
+        items.push_back({tile, hkv, p, std::min(hi, (p / kSplitPositions + 1) * kSplitPositions - 1), n_slots});
         n_slots += group;
       }
     }
@@ -675,19 +594,26 @@ void attention_impl(const AttentionArgs& a, ThreadPool& pool) {
 
   pool.parallel_for(n_items, 1, [&](int64_t i0, int64_t i1, int) {
     thread_local AttnScratch sc;
-    const int64_t max_q = kTileTokens * group;
-    if (sc.kf.size() < static_cast<size_t>(kBlock * dk)) sc.kf.resize(static_cast<size_t>(kBlock * dk));
-    if (sc.vf.size() < static_cast<size_t>(kBlock * dv)) sc.vf.resize(static_cast<size_t>(kBlock * dv));
-    if (sc.q.size() < static_cast<size_t>(max_q * dk)) sc.q.resize(static_cast<size_t>(max_q * dk));
-    if (sc.out.size() < static_cast<size_t>(max_q * dv)) sc.out.resize(static_cast<size_t>(max_q * dv));
-    if (sc.scores.size() < static_cast<size_t>(2 * kBlock)) sc.scores.resize(static_cast<size_t>(2 * kBlock));
-    if (sc.m.size() < static_cast<size_t>(max_q)) {
-      sc.m.resize(static_cast<size_t>(max_q));
-      sc.l.resize(static_cast<size_t>(max_q));
-    }
+    const auto max_q = static_cast<size_t>(kTileTokens * group);
+    const auto grow = [](auto& v, size_t n) {
+      if (v.size() < n) v.resize(n);
+    };
+    grow(sc.q, max_q * static_cast<size_t>(dk));
+    grow(sc.o, max_q * static_cast<size_t>(dv));
+    grow(sc.s, max_q * static_cast<size_t>(kBlock));
+    for (auto* v : {&sc.m, &sc.c}) grow(*v, max_q);
+    grow(sc.l, max_q * S::R);
+    for (auto* v : {&sc.j0, &sc.j1}) grow(*v, max_q);
     for (int64_t i = i0; i < i1; ++i) {
       const AttnItem& it = item_list[i];
-      attend_item<S>(a, it, starts[it.tile], starts[it.tile + 1], sc, it.part >= 0 ? part_data : nullptr);
+      const int64_t t0 = starts[it.tile], t1 = starts[it.tile + 1];
+      float* slots = it.part >= 0 ? part_data : nullptr;
+      switch (a.k.type) {
+        case TensorType::kF16: attend_item<S, LoadF16<S>>(a, it, t0, t1, sc, slots); break;
+        case TensorType::kBF16: attend_item<S, LoadBF16<S>>(a, it, t0, t1, sc, slots); break;
+        case TensorType::kQ8_0: attend_item<S, LoadQ8_0<S>>(a, it, t0, t1, sc, slots); break;
+        default: attend_item<S, LoadF32<S>>(a, it, t0, t1, sc, slots); break;
+      }
     }
   });
   if (!any_split) return;

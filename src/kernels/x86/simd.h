@@ -109,6 +109,12 @@ struct Ymm {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p))), 16));
   }
   static F load_h(const void* p) { return _mm256_cvtph_ps(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
+  // One f16 at p, widened into every lane.
+  static F bcast_h(const void* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(h)));
+  }
   static I load_u8x(const void* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))); }
   static I load_i8x(const void* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))); }
   static I and32(I a, int32_t m) { return _mm256_and_si256(a, _mm256_set1_epi32(m)); }
@@ -118,6 +124,11 @@ struct Ymm {
   static F swap_pairs(F a) { return _mm256_permute_ps(a, 0xB1); }
   // r where x >= lim, else 0.
   static F zero_below(F r, F x, float lim) { return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(lim), _CMP_LT_OQ), r); }
+  // r where x is finite (not +-inf or NaN), else v.
+  static F select_finite(F r, F x, float v) {
+    const F finite = _mm256_cmp_ps(_mm256_sub_ps(x, x), _mm256_setzero_ps(), _CMP_EQ_OQ);
+    return _mm256_blendv_ps(_mm256_set1_ps(v), r, finite);
+  }
   static void store(float* y, F v, int n) {
     if (n == R) {
       _mm256_storeu_ps(y, v);
@@ -132,22 +143,6 @@ struct Ymm {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-  }
-  // Lane i = hsum(a[i]) for R vectors: pairwise unpacks and adds, 21
-  // instructions for 8 sums instead of 8 horizontal sums.
-  static void store_halves(float* lo, float* hi, F v) {
-    _mm_storeu_ps(lo, _mm256_castps256_ps128(v));
-    _mm_storeu_ps(hi, _mm256_extractf128_ps(v, 1));
-  }
-  CODEY_ALWAYS_INLINE static F transpose_sum(const F* a) {
-    F t[4], u[2];
-    for (int i = 0; i < 4; ++i)
-      t[i] = _mm256_add_ps(_mm256_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm256_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    for (int i = 0; i < 2; ++i) {  // 128-bit lane k of u[i]: the lane-k sums of a[4i .. 4i+3]
-      const __m256d x = _mm256_castps_pd(t[2 * i]), y = _mm256_castps_pd(t[2 * i + 1]);
-      u[i] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)), _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
-    }
-    return _mm256_add_ps(_mm256_permute2f128_ps(u[0], u[1], 0x20), _mm256_permute2f128_ps(u[0], u[1], 0x31));
   }
 };
 
@@ -215,6 +210,11 @@ struct Zmm {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(static_cast<const __m256i*>(p))), 16));
   }
   static F load_h(const void* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(static_cast<const __m256i*>(p))); }
+  static F bcast_h(const void* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _mm512_cvtph_ps(_mm256_set1_epi16(static_cast<short>(h)));
+  }
   static I load_u8x(const void* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
   static I load_i8x(const void* p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
   static I and32(I a, int32_t m) { return _mm512_and_si512(a, _mm512_set1_epi32(m)); }
@@ -225,6 +225,9 @@ struct Zmm {
   static F zero_below(F r, F x, float lim) {
     return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, _mm512_set1_ps(lim), _CMP_LT_OQ), _mm512_setzero_ps());
   }
+  static F select_finite(F r, F x, float v) {
+    return _mm512_mask_mov_ps(_mm512_set1_ps(v), _mm512_cmp_ps_mask(_mm512_sub_ps(x, x), _mm512_setzero_ps(), _CMP_EQ_OQ), r);
+  }
   static void store(float* y, F v, int n) {
     if (n == R)
       _mm512_storeu_ps(y, v);
@@ -232,27 +235,6 @@ struct Zmm {
       _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << n) - 1), v);
   }
   static float hsum(F v) { return _mm512_reduce_add_ps(v); }
-  // Lane i = hsum(a[i]) for R vectors: 45 shuffles and adds for 16 sums.
-  static void store_halves(float* lo, float* hi, F v) {
-    _mm256_storeu_ps(lo, _mm512_castps512_ps256(v));
-    _mm256_storeu_pd(reinterpret_cast<double*>(hi), _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-  }
-  CODEY_ALWAYS_INLINE static F transpose_sum(const F* a) {
-    F t[8], u[4];
-    for (int i = 0; i < 8; ++i)
-      t[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    for (int i = 0; i < 4; ++i) {  // 128-bit lane k of u[i]: the lane-k sums of a[4i .. 4i+3]
-      const __m512d x = _mm512_castps_pd(t[2 * i]), y = _mm512_castps_pd(t[2 * i + 1]);
-      u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-    }
-    // Pairs of 128-bit lanes added, then the pairs: 128-bit lane g = a[4g .. 4g+3].
-    const F v01 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                _mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    const F v23 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(2, 0, 2, 0)),
-                                _mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(3, 1, 3, 1)));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(v01, v23, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(v01, v23, _MM_SHUFFLE(3, 1, 3, 1)));
-  }
 };
 #endif
 
