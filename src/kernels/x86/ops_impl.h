@@ -32,10 +32,7 @@ inline typename S::F vexp(typename S::F x_in) {
   p = S::fma(p, r, S::fset1(1.6666665459e-1f));
   p = S::fma(p, r, S::fset1(5.0000001201e-1f));
   p = S::fma(p, S::mul(r, r), S::add(r, S::fset1(1.0f)));
-  // n may be 128 at the top clamp: split the power so 2^n never overflows the exponent field.
-  const auto ni = S::cvtt(n);
-  const F r2 = S::mul(S::mul(p, S::pow2i(S::shr32_1(ni))), S::pow2i(S::sub32(ni, S::shr32_1(ni))));
-  return S::zero_below(r2, x_in, -87.33654f);
+  return S::zero_below(S::ldexp(p, n), x_in, -87.33654f);
 }
 
 template <class S>

@@ -83,6 +83,12 @@ struct Ymm {
   static F round_near(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static I cvtt(F a) { return _mm256_cvttps_epi32(a); }
   static F pow2i(I n) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23)); }
+  // p * 2^n for integral n in [-126, 128]: the power split in two so that
+  // 2^n never overflows the exponent field.
+  static F ldexp(F p, F n) {
+    const I ni = cvtt(n), half = shr32_1(ni);
+    return mul(mul(p, pow2i(half)), pow2i(sub32(ni, half)));
+  }
   static void storef(float* p, F v) { _mm256_storeu_ps(p, v); }
   static float hmax(F v) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -192,6 +198,7 @@ struct Zmm {
   static F round_near(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static I cvtt(F a) { return _mm512_cvttps_epi32(a); }
   static F pow2i(I n) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23)); }
+  static F ldexp(F p, F n) { return _mm512_scalef_ps(p, n); }
   static void storef(float* p, F v) { _mm512_storeu_ps(p, v); }
   static float hmax(F v) { return _mm512_reduce_max_ps(v); }
   static F load_partial(const float* p, int n, float fill) {
