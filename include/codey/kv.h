@@ -46,7 +46,8 @@ class KvCache {
   int64_t n_ctx() const { return params_.n_ctx; }
   int n_seq() const { return params_.n_seq; }
   TensorType type() const { return params_.type; }
-  // Bytes allocated for keys and values (pages are committed as they are written).
+  // Bytes allocated for keys and values (2 MiB pages, committed as the
+  // positions of each layer, sequence and head reach them).
   size_t bytes() const { return bytes_; }
   static size_t bytes_for(const KvCacheParams& params);
   // What one more position costs (n_ctx ignored): for estimates that scale

@@ -79,10 +79,12 @@ Result<KvCache> KvCache::create(const KvCacheParams& p) {
   kv.k_layer_bytes_ = l.k_layer;
   kv.v_layer_bytes_ = l.v_layer;
   kv.bytes_ = l.total;
-  // 2 MiB pages (committed as positions are written): at depth, generation
-  // streams the whole cache every token, and with 4 KiB pages the TLB misses
-  // and the hardware prefetchers' stops at every page cost deepseek-coder-1.3b
-  // at 8192 positions 15% of its speed.
+  // 2 MiB pages: at depth, generation streams the whole cache every token,
+  // and with 4 KiB pages the TLB misses and the hardware prefetchers' stops at
+  // every page cost deepseek-coder-1.3b at 8192 positions 15% of its speed.
+  // The price: the first position written into a (layer, sequence, head)
+  // region commits its first 2 MiB, so a short cache is committed at once
+  // (the memory budget counts bytes() in full anyway).
   uint8_t* mem = kv.arena_.allocate(std::max<size_t>(l.total, 1));
   if (!mem)
     return make_error(ErrorCode::kResourceExhausted, "cannot allocate {} for the KV cache ({} positions x {} sequences)",

@@ -87,7 +87,9 @@ TEST(OpsX86, ActivationsAndSoftmax) {
       double sum = 0;
       for (float v : got) sum += v;
       EXPECT_NEAR(sum, 1.0, 1e-5);
-      if (n > 1) EXPECT_EQ(got[0], 0.0f);
+      if (n > 1) {
+        EXPECT_EQ(got[0], 0.0f);
+      }
     }
 }
 
@@ -167,6 +169,8 @@ struct AttnCase {
   int n_seq;
   int32_t window;
   float softcap;
+  int64_t dv = 0;     // 0: dk
+  int64_t slack = 0;  // sequence s holds n_ctx - slack - s positions; the rest of the cache is NaN bytes
 };
 
 TEST(OpsX86, AttentionMatchesReference) {
@@ -178,73 +182,89 @@ TEST(OpsX86, AttentionMatchesReference) {
       {TensorType::kF16, 4, 1, 256, 100, 37, 1, 0, 30.0f},    // soft-capping, big heads
       {TensorType::kQ8_0, 8, 4, 128, 150, 40, 1, 33, 0.0f},   // sliding window inside a block
       {TensorType::kF16, 4, 2, 64, 90, 6, 3, 0, 0.0f},        // several sequences in one batch
-      {TensorType::kF16, 2, 2, 40, 77, 5, 1, 1, 0.0f},        // window 1, dk not a vector multiple
+      {TensorType::kF16, 2, 2, 40, 77, 5, 1, 1, 0.0f},        // window 1, dims not a multiple of 16 (ref on AVX-512)
       // Generation deep in the cache: one token's positions split into spans
       // of 1024, merged afterwards.
       {TensorType::kF16, 14, 2, 64, 2500, 1, 1, 0, 0.0f},     // GQA, 3 spans, the last short
       {TensorType::kQ8_0, 4, 4, 128, 1500, 1, 1, 1100, 0.0f}, // window across a span edge
       {TensorType::kF16, 4, 2, 64, 1300, 3, 3, 0, 0.0f},      // a decode batch of 3 sequences
-      {TensorType::kF16, 2, 1, 80, 1100, 1, 1, 0, 0.0f},      // dk a multiple of 8, not of 16
+      {TensorType::kF16, 2, 1, 80, 1100, 1, 1, 0, 0.0f},      // dk 80 (5 vectors of 16, 10 of 8)
       {TensorType::kF16, 4, 1, 256, 2049, 1, 1, 0, 30.0f},    // soft-capping, 1024 + 1024 + 1
-      // Query chunks: 7 heads per KV head (6 + 1 on AVX-512, 2+2+2+1 on
-      // AVX2), in generation and over a prefill's tiles of 16 tokens.
+      // Query chunks: 7 heads per KV head (one chunk of 7 on AVX-512, 4 + 3 on
+      // AVX2), in generation and over a prefill's tiles of 16 tokens (112
+      // queries: chunks of 8 / 4); 10 and 5 heads give chunks of 5 and 3.
       {TensorType::kF16, 28, 4, 128, 1030, 1, 1, 0, 0.0f},
       {TensorType::kF16, 14, 2, 64, 300, 35, 1, 0, 0.0f},
+      {TensorType::kF16, 10, 1, 64, 200, 1, 1, 0, 0.0f},
+      {TensorType::kF16, 10, 2, 64, 200, 3, 1, 0, 0.0f},
       {TensorType::kBF16, 8, 2, 64, 70, 3, 1, 0, 0.0f},       // the other cache types
       {TensorType::kF32, 8, 8, 32, 45, 2, 1, 0, 0.0f},
       {TensorType::kQ8_0, 12, 2, 128, 3000, 2, 2, 0, 0.0f},   // two sequences deep in the cache
       {TensorType::kF16, 4, 2, 64, 16, 16, 1, 0, 0.0f},       // exactly one tile, prefill
+      // K and V head sizes differ (MLA-style 192/128, and the other way).
+      {TensorType::kF16, 8, 2, 192, 300, 4, 1, 0, 0.0f, 128},
+      {TensorType::kQ8_0, 6, 3, 64, 1100, 1, 1, 0, 0.0f, 128},
+      // Caches longer than what the sequences hold, the rest NaN bytes: rows
+      // past a sequence's end (K tiles and V rows) must never be read.
+      {TensorType::kF16, 14, 2, 64, 1200, 1, 2, 0, 0.0f, 0, 37},
+      {TensorType::kQ8_0, 8, 2, 128, 400, 20, 2, 50, 0.0f, 0, 5},
+      {TensorType::kF16, 4, 4, 128, 100, 3, 3, 0, 0.0f, 0, 1},
   };
   for (const KernelTable* kt : fast_tables())
     for (const AttnCase& c : cases) {
-      SCOPED_TRACE(fmt::format("{} {} heads {}/{} dk {} ctx {} tokens {} seqs {} window {} softcap {}", kt->name,
-                               type_name(c.kv), c.n_head, c.n_head_kv, c.dk, c.n_ctx, c.n_tokens, c.n_seq, c.window,
-                               c.softcap));
+      const int64_t dk = c.dk, dv = c.dv ? c.dv : c.dk;
+      SCOPED_TRACE(fmt::format("{} {} heads {}/{} dk {} dv {} ctx {} slack {} tokens {} seqs {} window {} softcap {}",
+                               kt->name, type_name(c.kv), c.n_head, c.n_head_kv, dk, dv, c.n_ctx, c.slack, c.n_tokens,
+                               c.n_seq, c.window, c.softcap));
       // V plain rows; K tiled (codey/kernels.h), its positions rounded up to
-      // whole tiles whose unwritten slots hold NaN bytes: they must never
-      // reach a result.
-      const size_t row = row_bytes(c.kv, c.dk);
+      // whole tiles. Every byte no sequence wrote is 0xFF (NaN in every
+      // type): it must never reach a result.
+      const size_t k_row = row_bytes(c.kv, dk), v_row = row_bytes(c.kv, dv);
       const int64_t k_positions = (c.n_ctx + kKvTile - 1) / kKvTile * kKvTile;
-      const size_t v_head = row * static_cast<size_t>(c.n_ctx), k_head = row * static_cast<size_t>(k_positions);
-      std::vector<uint8_t> kc(k_head * static_cast<size_t>(c.n_head_kv * c.n_seq), 0xFF),
-          vc(v_head * static_cast<size_t>(c.n_head_kv * c.n_seq));
-      const auto vals = randn(vc.size() / row * static_cast<size_t>(c.dk) * 2, 11, 1.5f);
-      std::vector<uint8_t> enc(row);
-      for (size_t r = 0; r < vc.size() / row; ++r) {
-        const size_t head = r / static_cast<size_t>(c.n_ctx), pos = r % static_cast<size_t>(c.n_ctx);
-        ref_kernel_table().store_row(c.kv, vals.data() + 2 * r * static_cast<size_t>(c.dk), enc.data(), c.dk);
-        write_tile_row(c.kv, enc.data(), c.dk, kc.data() + head * k_head + pos / kKvTile * kKvTile * row,
-                       static_cast<int64_t>(pos % kKvTile));
-        ref_kernel_table().store_row(c.kv, vals.data() + (2 * r + 1) * static_cast<size_t>(c.dk), vc.data() + r * row,
-                                     c.dk);
+      const size_t v_head = v_row * static_cast<size_t>(c.n_ctx), k_head = k_row * static_cast<size_t>(k_positions);
+      const auto n_heads = static_cast<size_t>(c.n_head_kv * c.n_seq);
+      std::vector<uint8_t> kc(k_head * n_heads, 0xFF), vc(v_head * n_heads, 0xFF), enc(k_row);
+      const auto length = [&](int s) { return c.n_ctx - c.slack - s * (c.slack > 0 ? 3 : 0); };
+      const auto vals = randn(n_heads * static_cast<size_t>(c.n_ctx * (dk + dv)), 11, 1.5f);
+      for (size_t head = 0; head < n_heads; ++head) {
+        const int s = static_cast<int>(head / static_cast<size_t>(c.n_head_kv));
+        for (int64_t pos = 0; pos < length(s); ++pos) {
+          const float* x = vals.data() + (head * static_cast<size_t>(c.n_ctx) + static_cast<size_t>(pos)) *
+                                             static_cast<size_t>(dk + dv);
+          ref_kernel_table().store_row(c.kv, x, enc.data(), dk);
+          write_tile_row(c.kv, enc.data(), dk, kc.data() + head * k_head + static_cast<size_t>(pos / kKvTile * kKvTile) * k_row,
+                         pos % kKvTile);
+          ref_kernel_table().store_row(c.kv, x + dk, vc.data() + head * v_head + static_cast<size_t>(pos) * v_row, dv);
+        }
       }
-      const auto q = randn(static_cast<size_t>(c.n_tokens * c.n_head * c.dk), 12, 2.0f);
+      const auto q = randn(static_cast<size_t>(c.n_tokens * c.n_head * dk), 12, 2.0f);
       std::vector<int32_t> seq(static_cast<size_t>(c.n_tokens)), pos(static_cast<size_t>(c.n_tokens));
       for (int64_t t = 0; t < c.n_tokens; ++t) {
-        // Tokens of a sequence are consecutive and end at the last position.
+        // Tokens of a sequence are consecutive and end at its last position.
         const int s = static_cast<int>(t * c.n_seq / c.n_tokens);
         seq[static_cast<size_t>(t)] = s;
         int64_t last_of_s = t;
         while (last_of_s + 1 < c.n_tokens && (last_of_s + 1) * c.n_seq / c.n_tokens == s) ++last_of_s;
-        pos[static_cast<size_t>(t)] = static_cast<int32_t>(c.n_ctx - 1 - (last_of_s - t));
+        pos[static_cast<size_t>(t)] = static_cast<int32_t>(length(s) - 1 - (last_of_s - t));
       }
       AttentionArgs a;
       a.q = q.data();
-      a.q_stride = c.n_head * c.dk;
-      a.out_stride = c.n_head * c.dk + 5;
+      a.q_stride = c.n_head * dk;
+      a.out_stride = c.n_head * dv + 5;
       a.n_tokens = c.n_tokens;
       a.n_head = c.n_head;
       a.n_head_kv = c.n_head_kv;
-      a.head_dim_k = a.head_dim_v = c.dk;
+      a.head_dim_k = dk;
+      a.head_dim_v = dv;
       a.seq = seq.data();
       a.pos = pos.data();
-      a.k = {c.kv, kc.data(), k_head * static_cast<size_t>(c.n_head_kv), k_head, row, true};
-      a.v = {c.kv, vc.data(), v_head * static_cast<size_t>(c.n_head_kv), v_head, row, false};
+      a.k = {c.kv, kc.data(), k_head * static_cast<size_t>(c.n_head_kv), k_head, k_row, true};
+      a.v = {c.kv, vc.data(), v_head * static_cast<size_t>(c.n_head_kv), v_head, v_row, false};
       a.window = c.window;
-      a.scale = 1.0f / std::sqrt(static_cast<float>(c.dk));
+      a.scale = 1.0f / std::sqrt(static_cast<float>(dk));
       a.softcap = c.softcap;
       std::vector<float> one_thread;
-      for (int threads : {1, 2}) {
+      for (int threads : {1, 2, 3}) {
         ThreadPool pool(threads);
         std::vector<float> got(static_cast<size_t>(c.n_tokens * a.out_stride), 7.0f), want = got;
         a.out = got.data();
@@ -255,9 +275,9 @@ TEST(OpsX86, AttentionMatchesReference) {
         if (threads == 1)
           one_thread = got;
         else
-          EXPECT_EQ(got, one_thread) << "result depends on the thread count";
+          EXPECT_EQ(got, one_thread) << "result depends on the thread count (" << threads << ")";
         for (int64_t t = 0; t < c.n_tokens; ++t)  // the padding after each token's heads is untouched
-          for (int64_t i = c.n_head * c.dk; i < a.out_stride; ++i)
+          for (int64_t i = c.n_head * dv; i < a.out_stride; ++i)
             ASSERT_EQ(got[static_cast<size_t>(t * a.out_stride + i)], 7.0f);
       }
     }

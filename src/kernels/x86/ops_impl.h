@@ -336,8 +336,8 @@ CODEY_ALWAYS_INLINE void pv_kernel(const float* p, const uint8_t* v, size_t v_ro
 }
 
 // Tiles per scores call and vectors per P x V pass for a chunk of QC queries:
-// as many as the registers hold next to the accumulators, at least 8
-// independent FMA chains for one query.
+// as many as the registers hold next to the accumulators, so that a chunk of
+// one query still has 4-8 independent FMA chains (8 on AVX-512).
 template <class S, int QC>
 constexpr int kScoreTiles = S::R == 16 ? (QC <= 2 ? 4 : 2) : (QC <= 2 ? 2 : 1);
 template <class S, int QC>
