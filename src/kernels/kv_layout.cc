@@ -8,37 +8,25 @@
 namespace codey::kernels {
 namespace {
 
-constexpr size_t kQ8Block = 32, kQ8BlockBytes = 34;
-
-size_t element_bytes(TensorType type) {
-  switch (type) {
-    case TensorType::kF32:
-      return 4;
-    case TensorType::kF16:
-    case TensorType::kBF16:
-      return 2;
-    default:
-      return 0;
-  }
-}
-
 // Calls f(row_offset, tile_offset, bytes) for every piece of the row.
 template <class F>
 void for_each_piece(TensorType type, int64_t n, int64_t slot, F&& f) {
   CODEY_ASSERT(slot >= 0 && slot < kKvTile);
   const auto s = static_cast<size_t>(slot);
   constexpr auto tile = static_cast<size_t>(kKvTile);
-  if (type == TensorType::kQ8_0) {
-    CODEY_ASSERT(n % 32 == 0);
-    for (size_t b = 0; b < static_cast<size_t>(n) / kQ8Block; ++b) {
-      const size_t row_block = b * kQ8BlockBytes, tile_block = b * tile * kQ8BlockBytes;
+  const TypeTraits& tr = type_traits(type);
+  if (type == TensorType::kQ8_0) {  // per block: an f16 scale, then block_size int8
+    const auto bs = static_cast<size_t>(tr.block_size);
+    CODEY_ASSERT(n % tr.block_size == 0);
+    for (size_t b = 0; b < static_cast<size_t>(n) / bs; ++b) {
+      const size_t row_block = b * tr.block_bytes, tile_block = b * tile * tr.block_bytes;
       f(row_block, tile_block + 2 * s, size_t{2});
-      for (size_t d = 0; d < kQ8Block; ++d) f(row_block + 2 + d, tile_block + 2 * tile + d * tile + s, size_t{1});
+      for (size_t d = 0; d < bs; ++d) f(row_block + 2 + d, tile_block + 2 * tile + d * tile + s, size_t{1});
     }
     return;
   }
-  const size_t es = element_bytes(type);
-  CODEY_ASSERT(es != 0);
+  CODEY_ASSERT(type == TensorType::kF16 || type == TensorType::kBF16 || type == TensorType::kF32);
+  const size_t es = tr.block_bytes;  // one element per block
   for (size_t d = 0; d < static_cast<size_t>(n); ++d) f(d * es, (d * tile + s) * es, es);
 }
 

@@ -2,7 +2,7 @@
 // sequence, head and position; bookkeeping of sequence lengths.
 #include "codey/kv.h"
 
-#include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -29,7 +29,6 @@ Layout layout_for(const KvCacheParams& p) {
 }
 
 }  // namespace
-
 
 KvCache::KvCache(KvCache&& other) noexcept { *this = std::move(other); }
 
