@@ -1,9 +1,7 @@
-// Jinja's built-in filters, tests and globals, Hugging Face's additions
-// (raise_exception, strftime_now, tojson with indent), and the Python str /
-// dict / list methods the sandbox lets templates call.
+// Argument binding and argument conversions shared by the Jinja builtins:
+// filters, tests and globals (filters.h) and the str/dict/list methods (py_str.h).
 #pragma once
 
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -11,28 +9,6 @@
 #include "chat/value.h"
 
 namespace codey::jinja {
-
-// nullptr when there is no such filter/test.
-FilterFn find_filter(std::string_view name);
-TestFn find_test(std::string_view name);
-// Jinja has it but codey does not (so the error says "unsupported").
-bool is_unsupported_jinja_filter(std::string_view name);
-
-// range, dict, namespace, cycler, joiner, raise_exception, strftime_now.
-std::optional<Value> find_global(std::string_view name);
-
-// Methods on str / dict / list values.
-enum class MethodKind { kNone, kSafe, kUnsafe };
-MethodKind method_kind(const Value& self, std::string_view name);
-// The bound method as a value (for `x.method` without a call).
-Value bound_method(const Value& self, std::string_view name);
-Value call_method(Interpreter& interp, const Value& self, std::string_view name, CallArgs& args);
-// The undefined value the sandbox returns for list.append & co.
-Value unsafe_attribute(const Value& self, std::string_view name);
-
-// Python's `fmt % args` (str % tuple / dict / value).
-std::string printf_format(std::string_view fmt, const Value& args);
-std::string html_escape(std::string_view s);
 
 // Binds CallArgs against a Python-like signature for builtins: positional
 // first, then keywords by name; TypeError for unknown or duplicate ones.
@@ -51,5 +27,13 @@ class ArgBinder {
   std::vector<bool> present_;
   std::vector<Value> extra_;
 };
+
+// An integer argument (bools count); TypeError otherwise, UndefinedError for undefined.
+int64_t arg_int(const Value& v);
+// A str argument of `fn`; TypeError otherwise.
+const std::string& arg_str(const Value& v, std::string_view fn);
+// Jinja's soft_str: strings (and Markup) stay, everything else becomes str().
+Value soft_str(const Value& v);
+Value lower_if_string(const Value& v);
 
 }  // namespace codey::jinja

@@ -9,6 +9,8 @@
 #include <fmt/core.h>
 
 #include "chat/builtins.h"
+#include "chat/filters.h"
+#include "chat/py_str.h"
 #include "chat/utf8.h"
 
 namespace codey::jinja {

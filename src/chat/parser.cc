@@ -7,7 +7,7 @@
 
 #include <fmt/core.h>
 
-#include "chat/builtins.h"
+#include "chat/filters.h"
 
 namespace codey::jinja {
 namespace {
