@@ -1,7 +1,8 @@
 // The x86 elementwise kernels and fused attention (src/kernels/x86/ops_impl.h)
 // against the scalar reference on every ISA this CPU runs: tails shorter than
 // a vector, extreme inputs, every rope style, attention across block edges
-// with windows, GQA, soft-capping, several sequences and f16/q8_0 caches.
+// with windows, GQA, soft-capping, several sequences and f16/q8_0 caches, and
+// batch invariance (a token alone gets the bits it gets among others).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -209,6 +210,12 @@ TEST(OpsX86, AttentionMatchesReference) {
       {TensorType::kF16, 14, 2, 64, 1200, 1, 2, 0, 0.0f, 0, 37},
       {TensorType::kQ8_0, 8, 2, 128, 400, 20, 2, 50, 0.0f, 0, 5},
       {TensorType::kF16, 4, 4, 128, 100, 3, 3, 0, 0.0f, 0, 1},
+      // Drafted tokens verified in one pass (speculative decoding), across
+      // the span edges where a lone token's positions are split.
+      {TensorType::kF16, 14, 2, 64, 1030, 9, 1, 0, 0.0f},
+      {TensorType::kQ8_0, 8, 2, 128, 2060, 5, 1, 0, 0.0f},
+      {TensorType::kF16, 4, 2, 64, 1500, 6, 2, 1100, 0.0f},
+      {TensorType::kF16, 4, 1, 256, 2051, 17, 1, 0, 30.0f},
   };
   for (const KernelTable* kt : fast_tables())
     for (const AttnCase& c : cases) {
@@ -279,6 +286,25 @@ TEST(OpsX86, AttentionMatchesReference) {
         for (int64_t t = 0; t < c.n_tokens; ++t)  // the padding after each token's heads is untouched
           for (int64_t i = c.n_head * dv; i < a.out_stride; ++i)
             ASSERT_EQ(got[static_cast<size_t>(t * a.out_stride + i)], 7.0f);
+      }
+      // Batch invariance: each token alone gets exactly the bits it got in
+      // the batch (speculative decoding verifies drafted tokens in one pass
+      // and must reproduce token-by-token decoding; continuous batching must
+      // not make a sequence's output depend on the others).
+      ThreadPool pool(2);
+      for (int64_t t = 0; t < c.n_tokens; ++t) {
+        AttentionArgs one = a;
+        one.q = q.data() + t * a.q_stride;
+        one.n_tokens = 1;
+        one.seq = seq.data() + t;
+        one.pos = pos.data() + t;
+        std::vector<float> alone(static_cast<size_t>(a.out_stride));
+        one.out = alone.data();
+        kt->attention(one, pool);
+        for (int64_t i = 0; i < c.n_head * dv; ++i)
+          ASSERT_EQ(alone[static_cast<size_t>(i)], one_thread[static_cast<size_t>(t * a.out_stride + i)])
+              << "token " << t << " (position " << pos[static_cast<size_t>(t)] << ") alone differs from the batch at "
+              << i;
       }
     }
 }

@@ -214,6 +214,14 @@ void store_row_impl(TensorType type, const float* src, void* dst, int64_t n) {
 // an item with its own partial softmax, merged in a second pass. The split
 // depends on the shape only, never on the thread count: results do not change
 // with threads.
+//
+// Batch invariance: a query's result does not depend on the other tokens of
+// its batch either. Every query's softmax runs span by span (the spans of
+// kSplitPositions positions above) and the spans are folded in position order
+// by one function (fold_span), whether they were items of a split tile or
+// stretches of one item; within a span, the per-query arithmetic does not
+// depend on the chunk it was computed in. So a token verified among drafted
+// tokens (speculative decoding) gets the bits it gets when decoded alone.
 constexpr int64_t kTileTokens = 16;
 constexpr int64_t kBlockTiles = 4;
 constexpr int64_t kBlock = kBlockTiles * kKvTile;
@@ -386,7 +394,21 @@ struct AttnScratch {
   std::vector<float> m, c;          // [nq]: running maxima, rescale factors of the block
   std::vector<float> l;             // [nq][R]: running sums, by lane
   std::vector<int64_t> j0, j1;      // [nq]: valid positions of the block, relative to its start
+  std::vector<float> fm, fl, fo;    // [nq], [nq], [nq][dv]: the spans folded so far (fold_span)
 };
+
+// Folds one span's partial softmax (max m, sum l, unnormalized output o[dv])
+// into the result of the spans before it (max M, sum L, output O), spans in
+// position order; the result is O / L. A span the query saw nothing of (m =
+// -inf) changes nothing. Explicit fma: both callers compute the same bits.
+inline void fold_span(float m, float l, const float* o, float& M, float& L, float* O, int64_t dv) {
+  if (m == -INFINITY) return;
+  const float mx = std::max(M, m);
+  const float a = M == -INFINITY ? 0.0f : std::exp(M - mx), b = std::exp(m - mx);
+  for (int64_t d = 0; d < dv; ++d) O[d] = std::fma(b, o[d], a * O[d]);
+  L = std::fma(b, l, a * L);
+  M = mx;
+}
 
 // Read in place of a K tile that no query of the block reads (it may lie past
 // the cache's end): zeros, whose scores are masked.
@@ -477,10 +499,29 @@ void attend_item(const AttentionArgs& a, const AttnItem& it, int64_t t0, int64_t
     const float* q = a.q + t * a.q_stride + h * dk;
     for (int64_t d = 0; d < dk; ++d) qs[qi * dk + d] = q[d] * a.scale;
   }
-  std::fill_n(os, nq * dv, 0.0f);
-  std::fill_n(sc.m.data(), nq, -INFINITY);
-  std::fill_n(sc.l.data(), nq * R, 0.0f);
+  float* fo = sc.fo.data();
+  std::fill_n(fo, nq * dv, 0.0f);
+  std::fill_n(sc.fm.data(), nq, -INFINITY);
+  std::fill_n(sc.fl.data(), nq, 0.0f);
+  const auto begin_span = [&] {
+    std::fill_n(os, nq * dv, 0.0f);
+    std::fill_n(sc.m.data(), nq, -INFINITY);
+    std::fill_n(sc.l.data(), nq * R, 0.0f);
+  };
+  const auto end_span = [&] {
+    for (int64_t qi = 0; qi < nq; ++qi) {
+      const auto i = static_cast<size_t>(qi);
+      fold_span(sc.m[i], S::hsum(S::loadf(sc.l.data() + qi * R)), os + qi * dv, sc.fm[i], sc.fl[i], fo + qi * dv, dv);
+    }
+  };
+  begin_span();
+  int64_t span = it.p_lo / kSplitPositions;
   for (int64_t p0 = it.p_lo / kBlock * kBlock; p0 <= it.p_hi; p0 += kBlock) {
+    if (p0 / kSplitPositions != span) {  // only items of tiles that were not split cross spans
+      end_span();
+      begin_span();
+      span = p0 / kSplitPositions;
+    }
     // Each query's valid positions in this block, and their union [jmin, jmax).
     int64_t jmin = kBlock, jmax = 0;
     for (int64_t qi = 0; qi < nq; ++qi) {
@@ -520,18 +561,20 @@ void attend_item(const AttentionArgs& a, const AttnItem& it, int64_t t0, int64_t
       });
     }
   }
-  for (int64_t qi = 0; qi < nq; ++qi) {
-    const float* oi = os + qi * dv;
-    const float l = S::hsum(S::loadf(sc.l.data() + qi * R));
-    if (parts) {
+  if (parts) {  // one span of a split tile: its partial result, folded by the merge pass
+    for (int64_t qi = 0; qi < nq; ++qi) {
       float* slot = parts + (it.part + qi) * (dv + 2);
       slot[0] = sc.m[static_cast<size_t>(qi)];
-      slot[1] = l;
-      std::memcpy(slot + 2, oi, static_cast<size_t>(dv) * sizeof(float));
-      continue;
+      slot[1] = S::hsum(S::loadf(sc.l.data() + qi * R));
+      std::memcpy(slot + 2, os + qi * dv, static_cast<size_t>(dv) * sizeof(float));
     }
+    return;
+  }
+  end_span();
+  for (int64_t qi = 0; qi < nq; ++qi) {
     const int64_t t = t0 + qi / group, h = hkv * group + qi % group;
-    const float inv = 1.0f / l;
+    const float* oi = fo + qi * dv;
+    const float inv = 1.0f / sc.fl[static_cast<size_t>(qi)];
     float* out = a.out + t * a.out_stride + h * dv;
     for (int64_t d = 0; d < dv; ++d) out[d] = oi[d] * inv;
   }
@@ -598,7 +641,8 @@ void attention_impl(const AttentionArgs& a, ThreadPool& pool) {
     grow(sc.q, max_q * static_cast<size_t>(dk));
     grow(sc.o, max_q * static_cast<size_t>(dv));
     grow(sc.s, max_q * static_cast<size_t>(kBlock));
-    for (auto* v : {&sc.m, &sc.c}) grow(*v, max_q);
+    for (auto* v : {&sc.m, &sc.c, &sc.fm, &sc.fl}) grow(*v, max_q);
+    grow(sc.fo, max_q * static_cast<size_t>(dv));
     grow(sc.l, max_q * S::R);
     for (auto* v : {&sc.j0, &sc.j1}) grow(*v, max_q);
     for (int64_t i = i0; i < i1; ++i) {
@@ -630,17 +674,10 @@ void attention_impl(const AttentionArgs& a, ThreadPool& pool) {
       const int64_t t = starts[first.tile];
       for (int64_t g = 0; g < group; ++g) {
         const auto slot = [&](int64_t span) { return part_data + (first.part + span * group + g) * (dv + 2); };
-        float mx = -INFINITY;
-        for (int64_t s = 0; s < n_spans; ++s) mx = std::max(mx, slot(s)[0]);
         float* out = a.out + t * a.out_stride + (first.hkv * group + g) * dv;
         std::fill_n(out, dv, 0.0f);
-        float l = 0.0f;
-        for (int64_t s = 0; s < n_spans; ++s) {
-          const float* sl = slot(s);
-          const float w = sl[0] == -INFINITY ? 0.0f : std::exp(sl[0] - mx);
-          l += w * sl[1];
-          for (int64_t d = 0; d < dv; ++d) out[d] += w * sl[2 + d];
-        }
+        float m = -INFINITY, l = 0.0f;
+        for (int64_t s = 0; s < n_spans; ++s) fold_span(slot(s)[0], slot(s)[1], slot(s) + 2, m, l, out, dv);
         const float inv = 1.0f / l;
         for (int64_t d = 0; d < dv; ++d) out[d] *= inv;
       }
