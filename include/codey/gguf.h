@@ -83,31 +83,61 @@ struct GgufTensorInfo {
   TensorType type = TensorType::kF32;
   int n_dims = 0;
   std::array<int64_t, kMaxDims> ne{1, 1, 1, 1};
-  uint64_t offset = 0;   // relative to the data section
+  uint64_t offset = 0;   // relative to the data section of its part
   uint64_t n_bytes = 0;  // computed from type and shape
+  uint32_t part = 0;     // the file holding the data (split models: 0 .. n_parts-1)
 };
 
-// A parsed GGUF file. Holds views into the bytes it was parsed from; when
-// opened from a path it owns the mapping, so the views stay valid as long
-// as this object (move-only) lives.
+// Models cut into several files by gguf-split: "PREFIX-00001-of-00003.gguf"
+// (numbers 1-based in the name, split.no 0-based in the metadata). The first
+// part holds all metadata; every part holds split.no / split.count and its
+// own tensors (the first may hold none).
+struct GgufSplitName {
+  std::string prefix;  // the path up to "-00001-of-00003.gguf"
+  uint32_t no = 0;     // 1-based, as in the name
+  uint32_t count = 0;
+};
+std::optional<GgufSplitName> parse_split_name(std::string_view path);
+std::string split_name(std::string_view prefix, uint32_t no, uint32_t count);
+
+// A parsed GGUF model: one file, or every part of a split model. Holds views
+// into the bytes it was parsed from; when opened from a path it owns the
+// mappings, so the views stay valid as long as this object (move-only) lives.
 class GgufFile {
  public:
-  // Pure parse over bytes; `name` is used in error messages only.
+  // Pure parse of one file's bytes; `name` is used in error messages only.
   // Never crashes or allocates beyond a bound proportional to the input.
   static Result<GgufFile> parse(std::span<const uint8_t> bytes, std::string_view name);
-  // mmap + parse; the result owns the mapping.
+  // mmap + parse; the result owns the mappings. A part of a split model
+  // (split.count > 1; any part may be named) opens every part from the same
+  // folder; a missing or mismatched part is an error naming it.
   static Result<GgufFile> open(const std::string& path);
+  // Joins the parsed parts of a split model, in order (pure): checks
+  // split.no / split.count of each and split.tensors.count, keeps the first
+  // part's metadata and every part's tensors. One unsplit file passes through.
+  static Result<GgufFile> join(std::vector<GgufFile> parts);
 
   GgufFile(GgufFile&&) = default;
   GgufFile& operator=(GgufFile&&) = default;
 
+  // One file of the model.
+  struct Part {
+    std::string name;
+    std::span<const uint8_t> bytes;
+    uint64_t data_offset = 0;
+    std::unique_ptr<MappedFile> mapping;  // null when parsed from the caller's bytes
+  };
+  size_t n_parts() const { return parts_.size(); }
+  const Part& part(size_t i) const { return parts_[i]; }
+  // split.count the first part declares (1 for an unsplit file); more than
+  // n_parts() when only some parts were parsed (parse() of one part).
+  uint32_t split_count() const { return split_count_; }
+
   uint32_t version() const { return version_; }
-  const std::string& name() const { return name_; }
+  const std::string& name() const { return parts_[0].name; }
   uint64_t alignment() const { return alignment_; }
-  uint64_t data_offset() const { return data_offset_; }
-  uint64_t file_size() const { return bytes_.size(); }
-  std::span<const uint8_t> bytes() const { return bytes_; }
-  const MappedFile* mapping() const { return mapping_.get(); }
+  // Bytes of all parts.
+  uint64_t file_size() const;
 
   // Metadata in file order.
   const std::vector<std::pair<std::string_view, GgufValue>>& metadata() const { return kv_; }
@@ -142,12 +172,11 @@ class GgufFile {
 
  private:
   GgufFile() = default;
-  std::string name_;
-  std::unique_ptr<MappedFile> mapping_;
-  std::span<const uint8_t> bytes_;
+  static Result<GgufFile> open_one(const std::string& path);  // one file, mapped; no split handling
+  std::vector<Part> parts_;  // at least one
   uint32_t version_ = 0;
+  uint32_t split_count_ = 1;
   uint64_t alignment_ = 32;
-  uint64_t data_offset_ = 0;
   std::vector<std::pair<std::string_view, GgufValue>> kv_;
   std::map<std::string_view, size_t, std::less<>> kv_index_;
   std::vector<GgufTensorInfo> tensors_;
@@ -213,7 +242,8 @@ struct GgufSummary {
   std::string tokenizer_model, tokenizer_pre;
   bool has_chat_template = false;
   uint64_t file_type = 0;  // general.file_type when present
-  uint64_t file_size = 0;
+  uint64_t file_size = 0;  // all parts
+  uint32_t n_files = 1;    // parts of a split model
   uint64_t n_params = 0;          // elements of all tensors
   uint64_t tensor_bytes = 0;      // bytes of all tensor data (what gets mapped)
   // Tied embeddings (no output.weight) in a quantized type: the bytes of the

@@ -156,7 +156,11 @@ class Model {
   std::vector<std::vector<float>> owned_f32_;  // 1-D tensors stored in other types, decoded once
   HugePageArena packed_;  // matrices in the kernel table's layout (Matrix::packed)
   size_t repacked_bytes_ = 0, released_bytes_ = 0;
-  std::vector<std::pair<size_t, size_t>> released_;  // [offset, length) of the mapping no longer read
+  struct Released {
+    size_t part = 0;  // which file of a split model
+    size_t offset = 0, length = 0;  // [offset, offset + length) of its mapping, no longer read
+  };
+  std::vector<Released> released_;
   size_t weight_bytes_ = 0;
   uint64_t n_params_ = 0;
 };

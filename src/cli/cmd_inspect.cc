@@ -77,6 +77,7 @@ int run_inspect(const InspectOptions& o) {
     j["n_tensors"] = file->tensors().size();
     j["n_params"] = s->n_params;
     j["file_size"] = s->file_size;
+    j["files"] = s->n_files;
     j["tensor_bytes"] = s->tensor_bytes;
     j["bits_per_weight"] = s->bits_per_weight();
     j["memory"] = {{"n_ctx", mem.n_ctx}, {"kv_type", std::string(type_name(mem.kv_type))},
@@ -103,7 +104,8 @@ int run_inspect(const InspectOptions& o) {
 
   std::string out;
   auto line = [&](std::string_view k, const std::string& v) { out += fmt::format("{:<22} {}\n", k, v); };
-  line("file", fmt::format("{} ({}, GGUF v{})", s->path, format_bytes(s->file_size), s->version));
+  line("file", fmt::format("{} ({}, GGUF v{}{})", s->path, format_bytes(s->file_size), s->version,
+                           s->n_files > 1 ? fmt::format(", split in {} files", s->n_files) : ""));
   line("architecture", s->architecture);
   if (!s->name.empty()) line("name", s->name);
   line("layers", fmt::format("{}", s->n_layer));

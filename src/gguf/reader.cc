@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 
 #include "codey/gguf.h"
@@ -159,6 +160,37 @@ bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul
 
 }  // namespace
 
+namespace {
+
+struct SplitKeys {
+  uint32_t no = 0;     // 0-based
+  uint32_t count = 1;
+};
+
+// split.no / split.count of a part (absent: an unsplit file, part 0 of 1).
+Result<SplitKeys> split_keys(const GgufFile& f) {
+  SplitKeys k;
+  const GgufValue* count = f.find("split.count");
+  if (!count) return k;
+  const GgufValue* no = f.find("split.no");
+  constexpr uint64_t kMaxParts = 99999;
+  if (!count->is_integer() || count->i < 1 || static_cast<uint64_t>(count->i) > kMaxParts)
+    return make_error(ErrorCode::kCorrupt, "{}: split.count must be an integer in 1..{}, found {}", f.name(), kMaxParts,
+                      count->to_string());
+  k.count = static_cast<uint32_t>(count->i);
+  if (!no) {
+    if (k.count == 1) return k;
+    return make_error(ErrorCode::kCorrupt, "{}: split.count is {} but split.no is missing", f.name(), k.count);
+  }
+  if (!no->is_integer() || no->i < 0 || no->i >= count->i)
+    return make_error(ErrorCode::kCorrupt, "{}: split.no must be in 0..{}, found {}", f.name(), k.count - 1,
+                      no->to_string());
+  k.no = static_cast<uint32_t>(no->i);
+  return k;
+}
+
+}  // namespace
+
 std::string_view gguf_type_name(GgufType t) {
   static constexpr std::string_view kNames[] = {"u8",  "i8",   "u16",   "i16", "u32", "i32",
                                                 "f32", "bool", "string", "array", "u64", "i64", "f64"};
@@ -168,9 +200,10 @@ std::string_view gguf_type_name(GgufType t) {
 
 Result<GgufFile> GgufFile::parse(std::span<const uint8_t> bytes, std::string_view name) {
   GgufFile file;
-  file.name_ = std::string(name);
-  file.bytes_ = bytes;
-  Cursor cur(bytes, file.name_);
+  file.parts_.emplace_back();
+  file.parts_[0].name = std::string(name);
+  file.parts_[0].bytes = bytes;
+  Cursor cur(bytes, file.parts_[0].name);
 
   auto magic = cur.read<uint32_t>("magic");
   if (!magic) return std::unexpected(magic.error());
@@ -269,7 +302,7 @@ Result<GgufFile> GgufFile::parse(std::span<const uint8_t> bytes, std::string_vie
   if (data_offset > bytes.size())
     return make_error(ErrorCode::kCorrupt, "{}: at offset {}: data section would start at {}, past the end of the file ({} bytes)",
                       name, header_end, data_offset, bytes.size());
-  file.data_offset_ = data_offset;
+  file.parts_[0].data_offset = data_offset;
   const uint64_t data_size = bytes.size() - data_offset;
   // Tensors must lie inside the data section and must not overlap.
   std::vector<const GgufTensorInfo*> by_offset;
@@ -287,17 +320,128 @@ Result<GgufFile> GgufFile::parse(std::span<const uint8_t> bytes, std::string_vie
     if (by_offset[i - 1]->offset + by_offset[i - 1]->n_bytes > by_offset[i]->offset)
       return make_error(ErrorCode::kCorrupt, "{}: tensors '{}' and '{}' overlap in the data section", name,
                         by_offset[i - 1]->name, by_offset[i]->name);
+  auto split = split_keys(file);
+  if (!split) return std::unexpected(std::move(split.error()));
+  file.split_count_ = split->count;
   return file;
 }
 
-Result<GgufFile> GgufFile::open(const std::string& path) {
+Result<GgufFile> GgufFile::open_one(const std::string& path) {
   auto mapping = MappedFile::open(path);
   if (!mapping) return std::unexpected(std::move(mapping.error()));
   auto owned = std::make_unique<MappedFile>(std::move(*mapping));
   auto file = parse(owned->bytes(), path);
   if (!file) return file;
-  file->mapping_ = std::move(owned);
+  file->parts_[0].mapping = std::move(owned);
   return file;
+}
+
+Result<GgufFile> GgufFile::open(const std::string& path) {
+  auto file = open_one(path);
+  if (!file || file->split_count() <= 1) return file;
+  auto keys = split_keys(*file);
+  if (!keys) return std::unexpected(std::move(keys.error()));
+  const uint32_t count = keys->count;
+  const auto sn = parse_split_name(path);
+  if (!sn || sn->count != count || sn->no != keys->no + 1)
+    return make_error(ErrorCode::kCorrupt,
+                      "{}: part {} of a model split in {} files, but its name does not end in -{:05d}-of-{:05d}.gguf, "
+                      "so the other parts cannot be found (keep gguf-split's file names)",
+                      path, keys->no + 1, count, keys->no + 1, count);
+  std::vector<GgufFile> parts;
+  parts.reserve(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    if (i == keys->no) {
+      parts.push_back(std::move(*file));
+      continue;
+    }
+    const std::string p = split_name(sn->prefix, i + 1, count);
+    std::error_code ec;
+    if (!std::filesystem::exists(p, ec))
+      return make_error(ErrorCode::kNotFound,
+                        "{}: the model is split in {} files and part {} ({}) is missing; all parts must be in the "
+                        "same folder (download them all)",
+                        path, count, i + 1, p);
+    auto part = open_one(p);
+    if (!part) return std::unexpected(std::move(part.error()));
+    parts.push_back(std::move(*part));
+  }
+  return join(std::move(parts));
+}
+
+Result<GgufFile> GgufFile::join(std::vector<GgufFile> parts) {
+  if (parts.empty()) return make_error(ErrorCode::kInvalidArgument, "no GGUF parts to join");
+  const uint32_t count = static_cast<uint32_t>(parts.size());
+  for (uint32_t i = 0; i < count; ++i) {
+    auto keys = split_keys(parts[i]);
+    if (!keys) return std::unexpected(std::move(keys.error()));
+    if (count == 1 && keys->count <= 1) return std::move(parts[0]);
+    if (keys->count != count || keys->no != i)
+      return make_error(ErrorCode::kCorrupt,
+                        "{}: expected part {} of {} of a split model, but its metadata says part {} of {} "
+                        "(split.no / split.count); the parts do not belong together",
+                        parts[i].name(), i + 1, count, keys->no + 1, keys->count);
+  }
+  GgufFile out = std::move(parts[0]);
+  for (uint32_t i = 1; i < count; ++i) {
+    GgufFile& p = parts[i];
+    for (GgufTensorInfo info : p.tensors_) {
+      if (out.tensor_index_.count(info.name))
+        return make_error(ErrorCode::kCorrupt, "{}: tensor '{}' is also in an earlier part of the split model",
+                          p.name(), info.name);
+      info.part = static_cast<uint32_t>(out.parts_.size());
+      out.tensor_index_.emplace(info.name, out.tensors_.size());
+      out.tensors_.push_back(info);
+    }
+    out.parts_.push_back(std::move(p.parts_[0]));
+  }
+  // split.tensors.count is written to every part by gguf-split; the first
+  // part's is checked against what the parts hold.
+  if (const GgufValue* n = out.find("split.tensors.count")) {
+    if (!n->is_integer() || n->i < 0 || static_cast<uint64_t>(n->i) != out.tensors_.size())
+      return make_error(ErrorCode::kCorrupt, "{}: split.tensors.count is {} but the {} parts hold {} tensors",
+                        out.name(), n->to_string(), count, out.tensors_.size());
+  }
+  return out;
+}
+
+uint64_t GgufFile::file_size() const {
+  uint64_t n = 0;
+  for (const Part& p : parts_) n += p.bytes.size();
+  return n;
+}
+
+std::optional<GgufSplitName> parse_split_name(std::string_view path) {
+  // PREFIX-NNNNN-of-NNNNN.gguf: 5 digits each (more when a count needs them).
+  constexpr std::string_view kExt = ".gguf";
+  if (!path.ends_with(kExt)) return std::nullopt;
+  std::string_view s = path.substr(0, path.size() - kExt.size());
+  auto digits_back = [](std::string_view t, size_t& n) {
+    n = 0;
+    while (n < t.size() && t[t.size() - 1 - n] >= '0' && t[t.size() - 1 - n] <= '9') ++n;
+    return n >= 5 && n <= 9;
+  };
+  size_t n_count = 0, n_no = 0;
+  if (!digits_back(s, n_count)) return std::nullopt;
+  const std::string_view count_str = s.substr(s.size() - n_count);
+  s.remove_suffix(n_count);
+  if (!s.ends_with("-of-")) return std::nullopt;
+  s.remove_suffix(4);
+  if (!digits_back(s, n_no)) return std::nullopt;
+  const std::string_view no_str = s.substr(s.size() - n_no);
+  s.remove_suffix(n_no);
+  if (!s.ends_with("-") || s.size() < 2) return std::nullopt;
+  s.remove_suffix(1);
+  GgufSplitName out;
+  out.prefix = std::string(s);
+  for (char c : no_str) out.no = out.no * 10 + static_cast<uint32_t>(c - '0');
+  for (char c : count_str) out.count = out.count * 10 + static_cast<uint32_t>(c - '0');
+  if (out.no == 0 || out.count == 0 || out.no > out.count) return std::nullopt;
+  return out;
+}
+
+std::string split_name(std::string_view prefix, uint32_t no, uint32_t count) {
+  return fmt::format("{}-{:05d}-of-{:05d}.gguf", prefix, no, count);
 }
 
 const GgufValue* GgufFile::find(std::string_view key) const {
@@ -316,7 +460,8 @@ TensorView GgufFile::view(const GgufTensorInfo& info) const {
   v.type = info.type;
   v.n_dims = info.n_dims;
   v.ne = info.ne;
-  v.data = bytes_.subspan(data_offset_ + info.offset, info.n_bytes);
+  const Part& p = parts_[info.part];
+  v.data = p.bytes.subspan(p.data_offset + info.offset, info.n_bytes);
   return v;
 }
 
@@ -356,7 +501,7 @@ Result<uint64_t> GgufFile::get_u64(std::string_view key) const {
   if (!v->is_integer()) return mistyped(*this, key, "an unsigned integer", *v);
   if (is_signed(v->type)) {
     if (v->i < 0)
-      return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, expected a non-negative integer", name_, key, v->i);
+      return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, expected a non-negative integer", name(), key, v->i);
     return static_cast<uint64_t>(v->i);
   }
   return v->u;
@@ -366,7 +511,7 @@ Result<uint32_t> GgufFile::get_u32(std::string_view key) const {
   auto v = get_u64(key);
   if (!v) return std::unexpected(v.error());
   if (*v > std::numeric_limits<uint32_t>::max())
-    return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, too large for 32 bits", name_, key, *v);
+    return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, too large for 32 bits", name(), key, *v);
   return static_cast<uint32_t>(*v);
 }
 
@@ -376,7 +521,7 @@ Result<int64_t> GgufFile::get_i64(std::string_view key) const {
   if (!v->is_integer()) return mistyped(*this, key, "an integer", *v);
   if (is_signed(v->type)) return v->i;
   if (v->u > uint64_t(std::numeric_limits<int64_t>::max()))
-    return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, too large", name_, key, v->u);
+    return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, too large", name(), key, v->u);
   return static_cast<int64_t>(v->u);
 }
 

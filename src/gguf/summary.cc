@@ -12,6 +12,7 @@ Result<GgufSummary> summarize(const GgufFile& f) {
   s.path = f.name();
   s.version = f.version();
   s.file_size = f.file_size();
+  s.n_files = static_cast<uint32_t>(f.n_parts());
   auto arch = f.get_string("general.architecture");
   if (!arch) return std::unexpected(arch.error());
   s.architecture = std::string(*arch);

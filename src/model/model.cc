@@ -134,8 +134,13 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelL
     // Repacked: the matrices live in the arena; locking the whole mapping
     // would read the released pages back in and pin a second copy.
     Model& md = **model;
-    const bool ok = md.repacked() ? md.packed_.lock()
-                                  : (!md.file_.mapping() || md.file_.mapping()->lock());
+    bool ok = true;
+    if (md.repacked()) {
+      ok = md.packed_.lock();
+    } else {
+      for (size_t i = 0; i < md.file_.n_parts(); ++i)
+        if (const MappedFile* mf = md.file_.part(i).mapping.get()) ok = mf->lock() && ok;
+    }
     if (!ok) log_warn("{}: could not lock the weights in memory (RLIMIT_MEMLOCK?)", path);
   }
   return model;
@@ -152,6 +157,10 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file, const ModelLoadOp
     return make_error(ErrorCode::kUnsupported, "architecture '{}' is not supported (codey runs {})", *arch, names);
   }
   m->hp_.arch = std::string(*arch);
+  if (m->file_.split_count() > m->file_.n_parts())
+    return make_error(ErrorCode::kInvalidArgument,
+                      "{} is one part of a model split in {} files; open it by its path so that every part is read",
+                      m->file_.name(), m->file_.split_count());
   CODEY_TRY(read_common_hparams(m->file_, m->hp_));
   CODEY_TRY(m->arch_->load_hparams(m->file_, m->hp_));
   CODEY_TRY(m->load_tensors());
@@ -173,7 +182,14 @@ void Model::repack_weights(bool release_source) {
     for (kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) mats.push_back(m);
   mats.push_back(&w_.output);
   const long page = sysconf(_SC_PAGESIZE);
-  const uint8_t* map_begin = file_.mapping() ? file_.mapping()->bytes().data() : nullptr;
+  // The part of the file (split models have several) whose bytes hold p.
+  auto part_of = [&](const uint8_t* p) -> size_t {
+    for (size_t i = 0; i < file_.n_parts(); ++i) {
+      const auto b = file_.part(i).bytes;
+      if (p >= b.data() && p < b.data() + b.size()) return i;
+    }
+    return file_.n_parts();
+  };
   std::mutex mu;
   ThreadPool pool(0);
   pool.parallel_for(static_cast<int64_t>(mats.size()), 1, [&](int64_t i0, int64_t i1, int) {
@@ -189,7 +205,10 @@ void Model::repack_weights(bool release_source) {
       std::lock_guard lock(mu);
       repacked_bytes_ += packed.size();
       if (&m == &w_.output && w_.tied_output) continue;  // token_embd rows are still looked up
-      if (!map_begin && !release_source) continue;  // the caller's bytes: leave them
+      const size_t part = part_of(m.data);
+      if (part == file_.n_parts()) continue;
+      const MappedFile* mapping = file_.part(part).mapping.get();
+      if (!mapping && !release_source) continue;  // the caller's bytes: leave them
       const auto begin = (reinterpret_cast<uintptr_t>(m.data) + page - 1) / page * page;
       const auto end = (reinterpret_cast<uintptr_t>(m.data) + m.row_bytes * static_cast<size_t>(m.rows)) / page * page;
       if (end <= begin) continue;
@@ -197,16 +216,22 @@ void Model::repack_weights(bool release_source) {
       // An owned anonymous copy: freed (the pages read as zeros if touched).
       madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
       released_bytes_ += end - begin;
-      if (map_begin) released_.emplace_back(begin - reinterpret_cast<uintptr_t>(map_begin), end - begin);
+      if (mapping)
+        released_.push_back({part, begin - reinterpret_cast<uintptr_t>(mapping->bytes().data()), end - begin});
     }
   });
 }
 
 size_t Model::mapped_resident_bytes() const {
-  const MappedFile* mf = file_.mapping();
-  if (!mf) return 0;
-  size_t n = mf->resident_bytes();
-  for (const auto& [off, len] : released_) n -= std::min(n, mf->resident_bytes(off, len));
+  size_t n = 0;
+  for (size_t i = 0; i < file_.n_parts(); ++i) {
+    const MappedFile* mf = file_.part(i).mapping.get();
+    if (!mf) continue;
+    size_t part_n = mf->resident_bytes();
+    for (const Released& r : released_)
+      if (r.part == i) part_n -= std::min(part_n, mf->resident_bytes(r.offset, r.length));
+    n += part_n;
+  }
   return n;
 }
 

@@ -26,8 +26,10 @@ struct HeapFile {
   size_t size = 0;
 };
 
+// Progress goes from `done` to `done + 0.9 * size / total` (bytes of all
+// the model's files).
 Result<HeapFile> read_whole_file(const std::string& path, const std::function<void(double)>& progress,
-                                 const std::stop_token& stop) {
+                                 const std::stop_token& stop, double done = 0, uint64_t total = 0) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return make_error(ErrorCode::kNotFound, "cannot open model file '{}': {}", path, std::strerror(errno));
   std::fseek(f, 0, SEEK_END);
@@ -55,15 +57,55 @@ Result<HeapFile> read_whole_file(const std::string& path, const std::function<vo
       std::fclose(f);
       return make_error(ErrorCode::kIo, "reading '{}' failed at byte {}", path, off);
     }
-    if (progress) progress(0.9 * double(off + n) / double(h.size));
+    if (progress) progress(done + 0.9 * double(off + n) / double(total ? total : h.size));
   }
   std::fclose(f);
   return h;
 }
 
+// Reads the files of a split model (mmap: false) into memory and joins them.
+struct HeapModel {
+  std::vector<HeapFile> files;
+  uint64_t size() const {
+    uint64_t n = 0;
+    for (const auto& f : files) n += f.size;
+    return n;
+  }
+};
+
+Result<std::pair<HeapModel, GgufFile>> read_model(const std::string& path, const std::function<void(double)>& progress,
+                                                  const std::stop_token& stop) {
+  std::vector<std::string> paths{path};
+  uint64_t total = 0;
+  {  // the parts of a split model, found as GgufFile::open finds them (mapped only to read the headers)
+    auto mapped = GgufFile::open(path);
+    if (!mapped) return std::unexpected(std::move(mapped.error()));
+    paths.clear();
+    for (size_t i = 0; i < mapped->n_parts(); ++i) paths.push_back(mapped->part(i).name);
+    total = mapped->file_size();
+  }
+  HeapModel heap;
+  std::vector<GgufFile> parts;
+  double done = 0;
+  for (const auto& p : paths) {
+    auto h = read_whole_file(p, progress, stop, done, total);
+    if (!h) return std::unexpected(std::move(h.error()));
+    done += 0.9 * double(h->size) / double(total);
+    auto file = GgufFile::parse(std::span<const uint8_t>(h->data.get(), h->size), p);
+    if (!file) return std::unexpected(std::move(file.error()));
+    heap.files.push_back(std::move(*h));
+    parts.push_back(std::move(*file));
+  }
+  auto joined = GgufFile::join(std::move(parts));
+  if (!joined) return std::unexpected(std::move(joined.error()));
+  return std::pair<HeapModel, GgufFile>(std::move(heap), std::move(*joined));
+}
+
 // Reads one byte of every page of the mapping so the weights are resident
-// before the first request; reports progress by bytes touched.
-Status prefault(const MappedFile& m, const std::function<void(double)>& progress, const std::stop_token& stop) {
+// before the first request; reports progress by bytes touched, from `done`
+// to `done + 0.9 * size / total`.
+Status prefault(const MappedFile& m, const std::function<void(double)>& progress, const std::stop_token& stop,
+                double done, uint64_t total) {
   const auto bytes = m.bytes();
   if (bytes.empty()) return {};
   m.advise_willneed();
@@ -75,7 +117,7 @@ Status prefault(const MappedFile& m, const std::function<void(double)>& progress
     if (stop.stop_requested()) return make_error(ErrorCode::kCancelled, "loading '{}' was cancelled", m.path());
     const size_t end = std::min(bytes.size(), off + kChunk);
     for (size_t p = off; p < end; p += page) acc ^= bytes[p];
-    if (progress) progress(0.9 * double(end) / double(bytes.size()));
+    if (progress) progress(done + 0.9 * double(end) / double(total));
   }
   sink = acc;
   (void)sink;
@@ -84,7 +126,7 @@ Status prefault(const MappedFile& m, const std::function<void(double)>& progress
 
 class GgufInstance final : public ModelInstance {
  public:
-  GgufInstance(HeapFile heap, std::unique_ptr<Model> model, Tokenizer tok, std::optional<std::string> tmpl,
+  GgufInstance(HeapModel heap, std::unique_ptr<Model> model, Tokenizer tok, std::optional<std::string> tmpl,
                std::unique_ptr<Context> ctx)
       : heap_(std::move(heap)),
         model_(std::move(model)),
@@ -123,11 +165,12 @@ class GgufInstance final : public ModelInstance {
   // The heap copy of the file (mmap: false) less what repacking released,
   // plus the repacked matrices.
   uint64_t owned_weight_bytes() const {
-    const uint64_t released = heap_.size > 0 ? model_->released_bytes() : 0;
-    return heap_.size - std::min<uint64_t>(released, heap_.size) + model_->repacked_bytes();
+    const uint64_t heap = heap_.size();
+    const uint64_t released = heap > 0 ? model_->released_bytes() : 0;
+    return heap - std::min<uint64_t>(released, heap) + model_->repacked_bytes();
   }
 
-  HeapFile heap_;  // declared first: the model's views point into it, so it is destroyed last
+  HeapModel heap_;  // declared first: the model's views point into it, so it is destroyed last
   std::unique_ptr<Model> model_;
   Tokenizer tok_;
   std::optional<std::string> template_;
@@ -175,7 +218,7 @@ class GgufBackend final : public ModelBackend {
                                               std::stop_token stop) override {
     auto ctx_err = [&](Error e) { return std::unexpected(std::move(e).with_context(fmt::format("loading model '{}' ({})", cfg.name, cfg.path))); };
     if (progress) progress(0.0);
-    HeapFile heap;
+    HeapModel heap;
     std::unique_ptr<Model> model;
     if (cfg.mmap) {
       ModelLoadOptions lo;
@@ -186,20 +229,25 @@ class GgufBackend final : public ModelBackend {
       model = std::move(*m);
       // A repacked model has read its matrices and released their file
       // pages; touching the whole mapping again would bring them back.
-      if (const MappedFile* mf = model->gguf().mapping(); mf && !model->repacked()) {
-        auto st = prefault(*mf, progress, stop);
-        if (!st) return ctx_err(std::move(st.error()));
+      if (!model->repacked()) {
+        const GgufFile& gf = model->gguf();
+        double done = 0;
+        for (size_t i = 0; i < gf.n_parts(); ++i) {
+          const MappedFile* mf = gf.part(i).mapping.get();
+          if (!mf) continue;
+          auto st = prefault(*mf, progress, stop, done, gf.file_size());
+          if (!st) return ctx_err(std::move(st.error()));
+          done += 0.9 * double(mf->size()) / double(gf.file_size());
+        }
       }
     } else {
-      auto h = read_whole_file(cfg.path, progress, stop);
-      if (!h) return ctx_err(std::move(h.error()));
-      heap = std::move(*h);
-      auto file = GgufFile::parse(std::span<const uint8_t>(heap.data.get(), heap.size), cfg.path);
-      if (!file) return ctx_err(std::move(file.error()));
+      auto read = read_model(cfg.path, progress, stop);
+      if (!read) return ctx_err(std::move(read.error()));
+      heap = std::move(read->first);
       ModelLoadOptions lo;
       lo.repack = cfg.repack;
       lo.release_source = true;  // the heap copy is the model's own
-      auto m = Model::from_gguf(std::move(*file), lo);
+      auto m = Model::from_gguf(std::move(read->second), lo);
       if (!m) return ctx_err(std::move(m.error()));
       model = std::move(*m);
     }

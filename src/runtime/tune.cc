@@ -303,25 +303,31 @@ class Tuner {
     return {};
   }
 
-  // Touches every page of the mapping so measurements do not pay page faults.
+  // Touches every page of the mapping(s) so measurements do not pay page faults.
   bool prefault() {
-    const MappedFile* mf = model_->gguf().mapping();
     // A repacked model has read its matrices already and released their
     // file pages; touching them would bring a second copy back.
-    if (!mf || model_->repacked()) return true;
-    const auto bytes = mf->bytes();
-    mf->advise_willneed();
+    if (model_->repacked()) return true;
+    const GgufFile& gf = model_->gguf();
     const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     constexpr size_t kChunk = 16u << 20;
     uint8_t acc = 0;
-    for (size_t off = 0; off < bytes.size(); off += kChunk) {
-      if (stopped() || out_of_time()) {
-        skip("everything: the model load took the whole budget");
-        return false;
+    uint64_t done = 0;
+    for (size_t i = 0; i < gf.n_parts(); ++i) {
+      const MappedFile* mf = gf.part(i).mapping.get();
+      if (!mf) continue;
+      const auto bytes = mf->bytes();
+      mf->advise_willneed();
+      for (size_t off = 0; off < bytes.size(); off += kChunk) {
+        if (stopped() || out_of_time()) {
+          skip("everything: the model load took the whole budget");
+          return false;
+        }
+        const size_t end = std::min(bytes.size(), off + kChunk);
+        for (size_t p = off; p < end; p += page) acc ^= bytes[p];
+        progress(fmt::format("loading the model ({:.0f}%)", 100.0 * double(done + end) / double(gf.file_size())));
       }
-      const size_t end = std::min(bytes.size(), off + kChunk);
-      for (size_t p = off; p < end; p += page) acc ^= bytes[p];
-      progress(fmt::format("loading the model ({:.0f}%)", 100.0 * double(end) / double(bytes.size())));
+      done += bytes.size();
     }
     volatile uint8_t sink = acc;
     (void)sink;

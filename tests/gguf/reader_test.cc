@@ -116,7 +116,7 @@ TEST(GgufRoundTrip, CustomAlignment) {
   auto f = GgufFile::open(path);
   ASSERT_TRUE(f.has_value()) << f.error().message;
   EXPECT_EQ(f->alignment(), 256u);
-  EXPECT_EQ(f->data_offset() % 256, 0u);
+  EXPECT_EQ(f->part(0).data_offset % 256, 0u);
   for (const auto& t : f->tensors()) EXPECT_EQ(t.offset % 256, 0u);
 }
 
@@ -145,7 +145,7 @@ TEST(GgufHostile, EveryTruncationFailsCleanly) {
   auto bytes = read_file_bytes(path);
   auto whole = GgufFile::parse(bytes, "whole");
   ASSERT_TRUE(whole.has_value());
-  const uint64_t data_end = whole->data_offset() + whole->tensors().back().offset + whole->tensors().back().n_bytes;
+  const uint64_t data_end = whole->part(0).data_offset + whole->tensors().back().offset + whole->tensors().back().n_bytes;
   for (size_t n = 0; n < data_end; ++n) {
     std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<long>(n));
     auto r = GgufFile::parse(cut, "cut.gguf");

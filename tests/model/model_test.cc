@@ -12,6 +12,7 @@
 
 #include "codey/model.h"
 #include "model/synthetic.h"
+#include "testing/gguf_split.h"
 #include "testing/testing.h"
 
 namespace codey {
@@ -280,6 +281,48 @@ TEST(ModelTest, RepackedAndPlainLayoutsAgree) {
     ASSERT_EQ(a.size(), b.size());
     for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4f * (1.0f + std::fabs(a[i]))) << "logit " << i;
   }
+}
+
+// A model cut by gguf-split loads from its parts (each mapped, tensors read
+// in place from their own file) and computes exactly what the one-file model
+// does, repacked or not; a missing part is named.
+TEST(ModelTest, SplitModelMatchesTheWholeFile) {
+  const std::string name = "tiny-llama-Q4_K_M";
+  const std::string path = testing::testdata("models/" + name + ".gguf");
+  const std::string dir = testing::temp_dir();
+  const auto parts = testing::split_gguf(path, dir + "/" + name, {.max_tensors = 10});
+  ASSERT_GE(parts.size(), 3u);
+  const auto ids = read_ids(testing::testdata("reference/" + family(name) + ".tokens"));
+  const std::vector<int32_t> toks(ids.begin(), ids.begin() + 24);
+  for (bool repack : {true, false}) {
+    SCOPED_TRACE(repack ? "repacked" : "plain");
+    ModelLoadOptions o;
+    o.repack = repack;
+    auto whole = Model::load(path, o);
+    auto split = Model::load(parts[1], o);  // any part names the model
+    ASSERT_TRUE(whole.has_value()) << whole.error().message;
+    ASSERT_TRUE(split.has_value()) << split.error().message;
+    EXPECT_EQ((*split)->gguf().n_parts(), parts.size());
+    EXPECT_EQ((*split)->weight_bytes(), (*whole)->weight_bytes());
+    EXPECT_EQ((*split)->n_params(), (*whole)->n_params());
+    const auto a = last_logits_alone(**whole, toks), b = last_logits_alone(**split, toks);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "logit " << i;
+    // Resident pages are counted over every part's mapping.
+    EXPECT_GT((*split)->mapped_resident_bytes(), 0u);
+  }
+  std::filesystem::remove(parts.back());
+  auto missing = Model::load(parts[0]);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_NE(missing.error().message.find("is missing"), std::string::npos) << missing.error().message;
+  // One part parsed from bytes alone is refused, not run with missing tensors.
+  const auto bytes = testing::read_file_bytes(parts[0]);
+  auto one = GgufFile::parse(bytes, parts[0]);
+  ASSERT_TRUE(one.has_value());
+  auto refused = Model::from_gguf(std::move(*one));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().message.find("one part of a model split in"), std::string::npos)
+      << refused.error().message;
 }
 
 // --- errors -------------------------------------------------------------------

@@ -4,10 +4,12 @@
 // memory accounting against the budget, shutdown.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "runtime/runtime_testing.h"
+#include "testing/gguf_split.h"
 
 namespace codey {
 namespace {
@@ -16,6 +18,9 @@ using testing::ControlledBackend;
 using testing::drain;
 using testing::eventually;
 using testing::find_status;
+using testing::split_gguf;
+using testing::temp_dir;
+using testing::tiny_model;
 using testing::text_request;
 using testing::tiny_config;
 
@@ -87,6 +92,36 @@ TEST(Manager, LoadsOnDemandAndReportsMeasuredMemory) {
   rig.run("a");
   EXPECT_EQ(rig.status("a").loads, 1u);  // stays loaded
   EXPECT_EQ(rig.backend->loads("a"), 1);
+}
+
+// A model cut by gguf-split is one model: its facts count every part, and
+// mapped or read into memory (mmap: false) it answers as the one file does.
+TEST(Manager, SplitModelServesLikeTheWholeFile) {
+  const std::string whole = tiny_model(1, 512, 4, "Q8_0");
+  const auto parts = split_gguf(whole, temp_dir() + "/tiny-q8", {.max_tensors = 6});
+  ASSERT_GE(parts.size(), 3u);
+  ModelConfig a = tiny_config("whole"), b = tiny_config("split"), c = tiny_config("split-heap");
+  a.path = whole;
+  b.path = parts[0];
+  c.path = parts.back();
+  c.mmap = false;
+  Rig rig;
+  rig.start(config_of({a, b, c}, 1ull << 30));
+  auto fa = rig.rt->model_facts("whole"), fb = rig.rt->model_facts("split");
+  ASSERT_TRUE(fa.has_value() && fb.has_value());
+  EXPECT_EQ(fa->weight_bytes, fb->weight_bytes);
+  uint64_t parts_size = 0;
+  for (const auto& p : parts) parts_size += std::filesystem::file_size(p);
+  EXPECT_EQ(fb->file_bytes, parts_size);
+  std::vector<TokenId> expected;
+  for (const char* name : {"whole", "split", "split-heap"}) {
+    auto r = rig.rt->generate(text_request(name, "hello there", 8));
+    ASSERT_TRUE(r.has_value()) << name << ": " << r.error().message;
+    if (expected.empty()) expected = r->tokens;
+    EXPECT_EQ(r->tokens, expected) << name;
+  }
+  EXPECT_GT(rig.status("split-heap").allocated_bytes, rig.status("split").allocated_bytes)
+      << "mmap: false holds the weights in allocated memory";
 }
 
 TEST(Manager, BudgetForTwoOfThreeEvictsTheLeastRecentlyUsed) {
