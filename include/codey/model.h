@@ -1,7 +1,10 @@
-// Transformer models loaded from GGUF (llama, qwen2, gemma3) and the Context
-// that runs forward passes over batches of tokens of one or more sequences.
+// Transformer models loaded from GGUF (llama, qwen2, gemma3, ...) and the
+// Context that runs forward passes over batches of tokens of one or more
+// sequences. Each architecture is one file in src/model/arch/: its
+// hyper-parameter rules, the table of its tensors, its layer.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -34,6 +37,11 @@ struct HParams {
   int64_t n_ff = 0;
   float rms_eps = 1e-5f;
 
+  // Mixture of experts (0 = a dense FFN).
+  int64_t n_expert = 0;       // expert_count
+  int64_t n_expert_used = 0;  // expert_used_count: experts each token is routed to
+  int64_t n_ff_exp = 0;       // expert_feed_forward_length: rows of one expert's gate/up
+
   // Rotary embedding of global (full-attention) layers.
   int32_t n_rot = 0;        // rope.dimension_count (default head_dim_k)
   bool rope_neox = false;   // split-halves pairs (qwen2, gemma3) vs adjacent (llama)
@@ -64,6 +72,11 @@ struct HParams {
 struct LayerWeights {
   kernels::Matrix wq, wk, wv, wo;               // [n_head*dk][n_embd], ..., wo [n_embd][n_head*dv]
   kernels::Matrix ffn_gate, ffn_up, ffn_down;   // [n_ff][n_embd] x2, [n_embd][n_ff]
+  // Mixture of experts: the router and one matrix per expert (views of the
+  // file's 3-D tensors [n_expert][rows][cols], one slice each).
+  kernels::Matrix ffn_gate_inp;                             // [n_expert][n_embd]
+  std::vector<kernels::Matrix> ffn_gate_exps, ffn_up_exps;  // [n_expert] x [n_ff_exp][n_embd]
+  std::vector<kernels::Matrix> ffn_down_exps;               // [n_expert] x [n_embd][n_ff_exp]
   // f32 vectors (null when the file has none)
   const float* bq = nullptr;  // [n_head*dk]
   const float* bk = nullptr;  // [n_head_kv*dk]
@@ -73,9 +86,16 @@ struct LayerWeights {
   const float* ffn_norm = nullptr;        // [n_embd]
   const float* attn_post_norm = nullptr;  // [n_embd] (gemma)
   const float* ffn_post_norm = nullptr;   // [n_embd] (gemma)
-  const float* q_norm = nullptr;          // [head_dim_k] (gemma)
-  const float* k_norm = nullptr;          // [head_dim_k] (gemma)
+  const float* q_norm = nullptr;          // [head_dim_k] (gemma, qwen3)
+  const float* k_norm = nullptr;          // [head_dim_k] (gemma, qwen3)
   const float* rope_freqs = nullptr;      // [n_rot/2] (llama 3 rope_freqs.weight, shared)
+};
+
+// One weight matrix the forward pass multiplies by (ModelWeights::matrices).
+struct WeightMatrix {
+  const kernels::Matrix* matrix = nullptr;
+  int64_t layer = -1;   // -1: the output matrix
+  bool expert = false;  // one expert of a mixture: a token reads n_expert_used of the layer's n_expert
 };
 
 struct ModelWeights {
@@ -84,6 +104,61 @@ struct ModelWeights {
   kernels::Matrix output;     // [n_vocab][n_embd]; token_embd when tied
   bool tied_output = false;
   std::vector<LayerWeights> layers;
+
+  // Every matrix of every layer that the file has, then the output matrix:
+  // the one list that repacking, the kernels' workspace and the bytes a
+  // token reads are computed from.
+  std::vector<WeightMatrix> matrices() const;
+};
+
+// ---- The tensor table of an architecture ------------------------------------
+
+// Sizes a tensor dimension takes, named after the hyper-parameter they are.
+enum class Dim : uint8_t {
+  kOne,        // 1
+  kEmbd,       // n_embd
+  kVocab,      // n_vocab
+  kFf,         // n_ff
+  kHeadK,      // head_dim_k
+  kQ,          // n_head * head_dim_k
+  kK,          // n_head_kv * head_dim_k
+  kV,          // n_head_kv * head_dim_v
+  kAttnOut,    // n_head * head_dim_v
+  kRopeFreqs,  // n_rot / 2
+  kExpert,     // n_expert
+  kFfExp,      // n_ff_exp
+};
+int64_t dim_size(Dim d, const HParams& hp);
+
+// How `codey synth` and the test models fill a tensor with random values.
+enum class TensorInit : uint8_t {
+  kWeight,  // Gaussian, std 1 / sqrt(ne0) (the fan-in)
+  kNorm,    // ones
+  kBias,    // Gaussian, std 0.1
+  kOutput,  // Gaussian, std 3 / sqrt(ne0): embeddings and output, so logits are peaked
+};
+
+// One tensor of every layer: its GGUF name after "blk.N.", its shape in ggml
+// order (ne[0] is the row length: a matrix's input features), and the slot of
+// LayerWeights it is loaded into - exactly one of matrix (2-D), vector (1-D,
+// f32) and experts (3-D, one matrix per expert).
+struct LayerTensor {
+  std::string_view name;
+  std::array<Dim, 3> ne{Dim::kOne, Dim::kOne, Dim::kOne};
+  bool required = true;
+  kernels::Matrix LayerWeights::*matrix = nullptr;
+  const float* LayerWeights::*vector = nullptr;
+  std::vector<kernels::Matrix> LayerWeights::*experts = nullptr;
+  TensorInit init = TensorInit::kWeight;
+};
+
+// A tensor of a whole model with its name and shape resolved.
+struct TensorDesc {
+  std::string name;          // "blk.3.attn_q.weight"
+  std::vector<int64_t> ne;   // ggml order, trailing ones dropped (a vector has one dim)
+  bool required = true;
+  TensorInit init = TensorInit::kWeight;
+  bool matrix() const { return ne.size() >= 2; }
 };
 
 struct ModelLoadOptions {
@@ -100,22 +175,33 @@ struct ModelLoadOptions {
 
 class Model;
 struct Forward;
+class TensorLoader;
 
-// What an architecture contributes: its hyper-parameter rules and its layer,
-// composed of the shared blocks (src/model/blocks.h). One per file in
-// src/model/arch/.
+// What an architecture contributes: its hyper-parameter rules, the table of
+// its tensors and its layer, composed of the shared blocks
+// (src/model/blocks.h). One per file in src/model/arch/, registered in
+// src/model/arch/registry.cc.
 struct ArchSpec {
   std::string_view name;
   // Fills arch-specific hparams after the common keys were read.
   Status (*load_hparams)(const GgufFile& file, HParams& hp);
-  // Tensors a layer must have beyond the common attention/FFN set.
-  bool needs_qk_norm = false;
-  bool needs_post_norms = false;
+  // The tensors of one layer: what the model loads, what `codey synth` and
+  // the test models write.
+  std::span<const LayerTensor> layer_tensors;
+  // Loads layer il into L. nullptr: every entry of layer_tensors
+  // (TensorLoader::load_table, the shared default).
+  Status (*load_layer)(TensorLoader& loader, int64_t il, LayerWeights& L) = nullptr;
   // One transformer layer over the batch in f.x (the residual stream).
   void (*layer)(Forward& f, int64_t il);
 };
 const ArchSpec* find_arch(std::string_view name);
 std::vector<std::string_view> supported_archs();
+
+// Every tensor a file of this architecture holds at these hyper-parameters
+// (n_vocab included), in file order: token_embd, output_norm, output (unless
+// tied), then the layers. Optional tensors only with include_optional.
+std::vector<TensorDesc> model_tensors(const ArchSpec& arch, const HParams& hp, bool tied_output,
+                                      bool include_optional = false);
 
 // Weights used in place from the mapping; immutable after load, so one Model
 // can serve several Contexts on different threads.
@@ -141,12 +227,20 @@ class Model {
   // cache keeps them.
   size_t mapped_resident_bytes() const;
   uint64_t n_params() const { return n_params_; }
+  // Parameters one token computes with: all of them less the experts it is
+  // not routed to (n_params for a dense model).
+  uint64_t n_active_params() const { return n_active_params_; }
+  // Bytes of weights one generated token reads from memory: every matrix
+  // (of a mixture, the n_expert_used routed experts of each layer), the
+  // output matrix and one embedding row. The bandwidth bound of generation.
+  uint64_t active_weight_bytes() const { return active_weight_bytes_; }
   // "llama 4L 256d 8h/4kv ff768 vocab32256"
   std::string describe() const;
 
  private:
   explicit Model(GgufFile file) : file_(std::move(file)) {}
   Status load_tensors();
+  void count_parameters();
   void repack_weights(bool release_source);
 
   GgufFile file_;
@@ -162,7 +256,7 @@ class Model {
   };
   std::vector<Released> released_;
   size_t weight_bytes_ = 0;
-  uint64_t n_params_ = 0;
+  uint64_t n_params_ = 0, n_active_params_ = 0, active_weight_bytes_ = 0;
 };
 
 // A batch for one forward pass: tokens of one or more sequences. Each

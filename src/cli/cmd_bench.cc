@@ -248,17 +248,10 @@ std::string model_type(const Model& m) {
   return fmt::format("{} {} {}", m.hparams().arch, size, ft);
 }
 
-// Bytes one generation step reads: every matrix (the embedding table only one
-// row) plus the K and V rows of the positions attended to.
-double step_weight_bytes(const Model& m) {
-  double b = 0;
-  const ModelWeights& w = m.weights();
-  auto add = [&](const kernels::Matrix& x) { b += static_cast<double>(x.row_bytes) * static_cast<double>(x.rows); };
-  for (const auto& L : w.layers)
-    for (const kernels::Matrix* x : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) add(*x);
-  add(w.output);
-  return b;
-}
+// Bytes one generation step reads: every matrix (of a mixture, the routed
+// experts), one embedding row, plus the K and V rows of the positions
+// attended to (kv_bytes_per_position).
+double step_weight_bytes(const Model& m) { return static_cast<double>(m.active_weight_bytes()); }
 
 double kv_bytes_per_position(const Model& m, TensorType kv) {
   const HParams& hp = m.hparams();
@@ -271,10 +264,14 @@ double kv_bytes_per_position(const Model& m, TensorType kv) {
 double prompt_ops(const Model& m, int64_t d, int64_t p) {
   const HParams& hp = m.hparams();
   const ModelWeights& w = m.weights();
+  // A token multiplies by n_expert_used of each layer's n_expert experts.
+  const double expert_share =
+      hp.n_expert > 0 ? static_cast<double>(hp.n_expert_used) / static_cast<double>(hp.n_expert) : 1.0;
   double per_token = 0;
-  for (const auto& L : w.layers)
-    for (const kernels::Matrix* x : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down})
-      per_token += 2.0 * static_cast<double>(x->rows) * static_cast<double>(x->cols);
+  for (const WeightMatrix& x : w.matrices())
+    if (x.layer >= 0)
+      per_token += 2.0 * static_cast<double>(x.matrix->rows) * static_cast<double>(x.matrix->cols) *
+                   (x.expert ? expert_share : 1.0);
   const double attended = static_cast<double>(p) * static_cast<double>(d) + static_cast<double>(p) * static_cast<double>(p + 1) / 2;
   const double attn = 2.0 * static_cast<double>(hp.n_layer * hp.n_head * (hp.head_dim_k + hp.head_dim_v)) * attended;
   return per_token * static_cast<double>(p) + attn + 2.0 * static_cast<double>(w.output.rows * w.output.cols);

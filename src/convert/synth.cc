@@ -4,7 +4,10 @@
 #include <cmath>
 #include <filesystem>
 
+#include <fmt/ranges.h>
+
 #include "codey/convert.h"
+#include "codey/model.h"
 #include "codey/quant.h"
 #include "convert/parallel.h"
 
@@ -51,38 +54,36 @@ struct SynthTensor {
   float constant = 0;
 };
 
-std::vector<SynthTensor> tensor_list(const ModelShape& s) {
-  const int64_t hd = s.head_dim ? s.head_dim : s.n_embd / s.n_head;
-  const int64_t q = s.n_head * hd, kv = s.n_head_kv * hd;
-  const float out_std = 3.0f / std::sqrt(float(s.n_embd));  // logits std ~3: peaked, not degenerate
-  auto in_std = [](int64_t fan_in) { return 1.0f / std::sqrt(float(fan_in)); };
+// The shape's hyper-parameters as the model loader reads them back.
+HParams shape_hparams(const ModelShape& s) {
+  HParams hp;
+  hp.arch = s.arch;
+  hp.n_vocab = s.n_vocab;
+  hp.n_ctx_train = s.n_ctx;
+  hp.n_embd = s.n_embd;
+  hp.n_layer = s.n_layer;
+  hp.n_head = s.n_head;
+  hp.n_head_kv = s.n_head_kv;
+  hp.head_dim_k = hp.head_dim_v = s.head_dim ? s.head_dim : s.n_embd / s.n_head;
+  hp.n_rot = static_cast<int32_t>(hp.head_dim_k);
+  hp.n_ff = s.n_ff;
+  return hp;
+}
+
+// The architecture's own tensor table (the one the loader reads), with
+// random values: weights std 1/sqrt(fan_in), output and embeddings
+// 3/sqrt(n_embd) (logits std ~3: peaked, not degenerate), norms 1.
+std::vector<SynthTensor> tensor_list(const ArchSpec& arch, const ModelShape& s) {
   std::vector<SynthTensor> ts;
-  ts.push_back({"token_embd.weight", {s.n_embd, s.n_vocab}, out_std, 0});
-  for (int64_t l = 0; l < s.n_layer; ++l) {
-    auto n = [&](const char* part) { return fmt::format("blk.{}.{}", l, part); };
-    ts.push_back({n("attn_norm.weight"), {s.n_embd}, 0, 1});
-    ts.push_back({n("attn_q.weight"), {s.n_embd, q}, in_std(s.n_embd), 0});
-    ts.push_back({n("attn_k.weight"), {s.n_embd, kv}, in_std(s.n_embd), 0});
-    ts.push_back({n("attn_v.weight"), {s.n_embd, kv}, in_std(s.n_embd), 0});
-    if (s.arch == "qwen2") {
-      ts.push_back({n("attn_q.bias"), {q}, 0.1f, 0});
-      ts.push_back({n("attn_k.bias"), {kv}, 0.1f, 0});
-      ts.push_back({n("attn_v.bias"), {kv}, 0.1f, 0});
+  for (TensorDesc& d : model_tensors(arch, shape_hparams(s), s.tied_embeddings)) {
+    const float fan_in = static_cast<float>(d.ne[0]);
+    switch (d.init) {
+      case TensorInit::kWeight: ts.push_back({std::move(d.name), std::move(d.ne), 1.0f / std::sqrt(fan_in), 0}); break;
+      case TensorInit::kOutput: ts.push_back({std::move(d.name), std::move(d.ne), 3.0f / std::sqrt(fan_in), 0}); break;
+      case TensorInit::kBias: ts.push_back({std::move(d.name), std::move(d.ne), 0.1f, 0}); break;
+      case TensorInit::kNorm: ts.push_back({std::move(d.name), std::move(d.ne), 0, 1}); break;
     }
-    if (s.arch == "gemma3") {
-      ts.push_back({n("attn_q_norm.weight"), {hd}, 0, 1});
-      ts.push_back({n("attn_k_norm.weight"), {hd}, 0, 1});
-    }
-    ts.push_back({n("attn_output.weight"), {q, s.n_embd}, in_std(q), 0});
-    if (s.arch == "gemma3") ts.push_back({n("post_attention_norm.weight"), {s.n_embd}, 0, 1});
-    ts.push_back({n("ffn_norm.weight"), {s.n_embd}, 0, 1});
-    ts.push_back({n("ffn_gate.weight"), {s.n_embd, s.n_ff}, in_std(s.n_embd), 0});
-    ts.push_back({n("ffn_up.weight"), {s.n_embd, s.n_ff}, in_std(s.n_embd), 0});
-    ts.push_back({n("ffn_down.weight"), {s.n_ff, s.n_embd}, in_std(s.n_ff), 0});
-    if (s.arch == "gemma3") ts.push_back({n("post_ffw_norm.weight"), {s.n_embd}, 0, 1});
   }
-  ts.push_back({"output_norm.weight", {s.n_embd}, 0, 1});
-  if (!s.tied_embeddings) ts.push_back({"output.weight", {s.n_embd, s.n_vocab}, out_std, 0});
   return ts;
 }
 
@@ -190,8 +191,10 @@ const ModelShape* find_model_shape(std::string_view name) {
 Result<QuantizeReport> synth_model(const SynthOptions& o, const ProgressFn& progress) {
   namespace fs = std::filesystem;
   ModelShape s = o.shape;
-  if (s.arch != "llama" && s.arch != "qwen2" && s.arch != "gemma3")
-    return make_error(ErrorCode::kInvalidArgument, "--arch must be llama, qwen2 or gemma3, not '{}'", s.arch);
+  const ArchSpec* arch = find_arch(s.arch);
+  if (!arch)
+    return make_error(ErrorCode::kInvalidArgument, "--arch must be one of {}, not '{}'",
+                      fmt::format("{}", fmt::join(supported_archs(), ", ")), s.arch);
   if (s.n_embd <= 0 || s.n_layer <= 0 || s.n_head <= 0 || s.n_head_kv <= 0 || s.n_ff <= 0 || s.n_vocab <= 0 ||
       s.n_ctx <= 0)
     return make_error(ErrorCode::kInvalidArgument,
@@ -239,7 +242,7 @@ Result<QuantizeReport> synth_model(const SynthOptions& o, const ProgressFn& prog
   s.n_vocab = *n_vocab;
   w.set(a + ".vocab_size", GgufValue::make_u32(static_cast<uint32_t>(s.n_vocab)));
 
-  const auto tensors = tensor_list(s);
+  const auto tensors = tensor_list(*arch, s);
   RecipeContext rc;
   rc.arch = a;
   rc.n_layer = s.n_layer;

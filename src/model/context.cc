@@ -75,10 +75,9 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   // Kernel scratch: the most any matmul of this model needs at this batch size.
   const auto& kt = kernels::kernels();
   const int nth = c->pool_->n_threads();
-  size_t ws = kt.matmul_workspace(model.weights().output.type, p.n_batch, hp.n_embd, nth);
-  for (const auto& L : model.weights().layers)
-    for (const kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down})
-      ws = std::max(ws, kt.matmul_workspace(m->type, p.n_batch, m->cols, nth));
+  size_t ws = 0;
+  for (const WeightMatrix& wm : model.weights().matrices())
+    ws = std::max(ws, kt.matmul_workspace(wm.matrix->type, p.n_batch, wm.matrix->cols, nth));
   c->workspace_.resize(ws);
   return c;
 }

@@ -10,16 +10,10 @@
 
 #include "codey/model.h"
 #include "model/blocks.h"
+#include "model/tensors.h"
 
 namespace codey {
-
-extern const ArchSpec kArchLlama;
-extern const ArchSpec kArchQwen2;
-extern const ArchSpec kArchGemma3;
-
 namespace {
-
-const ArchSpec* const kArchs[] = {&kArchLlama, &kArchQwen2, &kArchGemma3};
 
 Result<int64_t> req_int(const GgufFile& file, std::string_view suffix) {
   auto v = file.get_u64(file.arch_key(suffix));
@@ -113,18 +107,6 @@ Status read_common_hparams(const GgufFile& file, HParams& hp) {
 
 }  // namespace
 
-const ArchSpec* find_arch(std::string_view name) {
-  for (const ArchSpec* a : kArchs)
-    if (a->name == name) return a;
-  return nullptr;
-}
-
-std::vector<std::string_view> supported_archs() {
-  std::vector<std::string_view> out;
-  for (const ArchSpec* a : kArchs) out.push_back(a->name);
-  return out;
-}
-
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelLoadOptions& options) {
   auto file = GgufFile::open(path);
   if (!file) return std::unexpected(std::move(file.error()));
@@ -178,9 +160,7 @@ void Model::repack_weights(bool release_source) {
   const char* env = std::getenv("CODEY_REPACK");
   if (!kt.repack || (env && std::string_view(env) == "0")) return;
   std::vector<kernels::Matrix*> mats;
-  for (auto& L : w_.layers)
-    for (kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) mats.push_back(m);
-  mats.push_back(&w_.output);
+  for_each_matrix(w_, [&](kernels::Matrix& m, int64_t, bool) { mats.push_back(&m); });
   const long page = sysconf(_SC_PAGESIZE);
   // The part of the file (split models have several) whose bytes hold p.
   auto part_of = [&](const uint8_t* p) -> size_t {
@@ -237,48 +217,7 @@ size_t Model::mapped_resident_bytes() const {
 
 Status Model::load_tensors() {
   const HParams& hp = hp_;
-  // A matrix [rows][cols] in a type the kernels multiply.
-  auto matrix = [&](const std::string& name, int64_t rows, int64_t cols, bool required,
-                    kernels::Matrix& out) -> Status {
-    const GgufTensorInfo* info = file_.find_tensor(name);
-    if (!info) {
-      if (required) return make_error(ErrorCode::kCorrupt, "tensor {} is missing", name);
-      return {};
-    }
-    if (info->n_dims != 2 || info->ne[0] != cols || info->ne[1] != rows)
-      return make_error(ErrorCode::kCorrupt, "tensor {} has shape [{}, {}], expected [{}, {}]", name, info->ne[0],
-                        info->ne[1], cols, rows);
-    if (!kernels::matmul_supports(info->type))
-      return make_error(ErrorCode::kUnsupported, "tensor {} has type {}, which codey does not support yet", name,
-                        type_name(info->type));
-    out = kernels::Matrix::from_view(file_.view(*info));
-    return {};
-  };
-  // A 1-D f32 vector of n (decoded once if stored in another type).
-  auto vec = [&](const std::string& name, int64_t n, bool required, const float*& out) -> Status {
-    out = nullptr;
-    const GgufTensorInfo* info = file_.find_tensor(name);
-    if (!info) {
-      if (required) return make_error(ErrorCode::kCorrupt, "tensor {} is missing", name);
-      return {};
-    }
-    if (info->ne[0] != n || info->ne[1] * info->ne[2] * info->ne[3] != 1)
-      return make_error(ErrorCode::kCorrupt, "tensor {} has {} x {} elements, expected a vector of {}", name,
-                        info->ne[0], info->ne[1] * info->ne[2] * info->ne[3], n);
-    TensorView view = file_.view(*info);
-    if (info->type == TensorType::kF32 && reinterpret_cast<uintptr_t>(view.data.data()) % alignof(float) == 0) {
-      out = reinterpret_cast<const float*>(view.data.data());
-      return {};
-    }
-    if (!kernels::matmul_supports(info->type))
-      return make_error(ErrorCode::kUnsupported, "tensor {} has type {}, which codey does not support yet", name,
-                        type_name(info->type));
-    auto& buf = owned_f32_.emplace_back(static_cast<size_t>(n));
-    kernels::ref_kernel_table().get_row(info->type, view.data.data(), buf.data(), n);
-    out = buf.data();
-    return {};
-  };
-
+  TensorLoader ld(file_, hp_, owned_f32_);
   const GgufTensorInfo* emb = file_.find_tensor("token_embd.weight");
   if (!emb) return make_error(ErrorCode::kCorrupt, "tensor token_embd.weight is missing");
   if (emb->n_dims != 2 || emb->ne[0] != hp.n_embd)
@@ -289,44 +228,45 @@ Status Model::load_tensors() {
                       type_name(emb->type));
   hp_.n_vocab = emb->ne[1];
   w_.token_embd = file_.view(*emb);
-  CODEY_TRY(vec("output_norm.weight", hp.n_embd, true, w_.output_norm));
-  CODEY_TRY(matrix("output.weight", hp.n_vocab, hp.n_embd, false, w_.output));
+  CODEY_TRY(ld.vector("output_norm.weight", hp.n_embd, true, w_.output_norm));
+  CODEY_TRY(ld.matrix("output.weight", hp.n_vocab, hp.n_embd, false, w_.output));
   if (!w_.output.data) {
     w_.output = kernels::Matrix::from_view(w_.token_embd);
     w_.tied_output = true;
   }
   const float* rope_freqs = nullptr;
-  CODEY_TRY(vec("rope_freqs.weight", hp.n_rot / 2, false, rope_freqs));
+  CODEY_TRY(ld.vector("rope_freqs.weight", hp.n_rot / 2, false, rope_freqs));
 
-  const int64_t dk = hp.head_dim_k, dv = hp.head_dim_v;
   w_.layers.resize(static_cast<size_t>(hp.n_layer));
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     LayerWeights& L = w_.layers[static_cast<size_t>(il)];
-    const std::string p = fmt::format("blk.{}.", il);
-    CODEY_TRY(vec(p + "attn_norm.weight", hp.n_embd, true, L.attn_norm));
-    CODEY_TRY(matrix(p + "attn_q.weight", hp.n_head * dk, hp.n_embd, true, L.wq));
-    CODEY_TRY(matrix(p + "attn_k.weight", hp.n_head_kv * dk, hp.n_embd, true, L.wk));
-    CODEY_TRY(matrix(p + "attn_v.weight", hp.n_head_kv * dv, hp.n_embd, true, L.wv));
-    CODEY_TRY(matrix(p + "attn_output.weight", hp.n_embd, hp.n_head * dv, true, L.wo));
-    CODEY_TRY(vec(p + "attn_q.bias", hp.n_head * dk, false, L.bq));
-    CODEY_TRY(vec(p + "attn_k.bias", hp.n_head_kv * dk, false, L.bk));
-    CODEY_TRY(vec(p + "attn_v.bias", hp.n_head_kv * dv, false, L.bv));
-    CODEY_TRY(vec(p + "attn_output.bias", hp.n_embd, false, L.bo));
-    CODEY_TRY(vec(p + "ffn_norm.weight", hp.n_embd, true, L.ffn_norm));
-    CODEY_TRY(matrix(p + "ffn_gate.weight", hp.n_ff, hp.n_embd, true, L.ffn_gate));
-    CODEY_TRY(matrix(p + "ffn_up.weight", hp.n_ff, hp.n_embd, true, L.ffn_up));
-    CODEY_TRY(matrix(p + "ffn_down.weight", hp.n_embd, hp.n_ff, true, L.ffn_down));
-    CODEY_TRY(vec(p + "attn_q_norm.weight", dk, arch_->needs_qk_norm, L.q_norm));
-    CODEY_TRY(vec(p + "attn_k_norm.weight", dk, arch_->needs_qk_norm, L.k_norm));
-    CODEY_TRY(vec(p + "post_attention_norm.weight", hp.n_embd, arch_->needs_post_norms, L.attn_post_norm));
-    CODEY_TRY(vec(p + "post_ffw_norm.weight", hp.n_embd, arch_->needs_post_norms, L.ffn_post_norm));
+    if (arch_->load_layer) CODEY_TRY(arch_->load_layer(ld, il, L));
+    else CODEY_TRY(ld.load_table(arch_->layer_tensors, il, L));
     L.rope_freqs = rope_freqs;
   }
+  count_parameters();
+  return {};
+}
+
+// All parameters and bytes of the file; what a token reads: every matrix but
+// the experts it is not routed to (n_expert_used of n_expert per layer), the
+// output matrix and one embedding row.
+void Model::count_parameters() {
   for (const auto& t : file_.tensors()) {
     weight_bytes_ += t.n_bytes;
     n_params_ += static_cast<uint64_t>(t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3]);
   }
-  return {};
+  double skipped_params = 0, active_bytes = static_cast<double>(w_.token_embd.row_size());
+  const double unused = hp_.n_expert > 0 ? 1.0 - static_cast<double>(hp_.n_expert_used) / static_cast<double>(hp_.n_expert) : 0.0;
+  for (const WeightMatrix& wm : w_.matrices()) {
+    const kernels::Matrix& m = *wm.matrix;
+    const double bytes = static_cast<double>(m.row_bytes) * static_cast<double>(m.rows);
+    const double params = static_cast<double>(m.rows) * static_cast<double>(m.cols);
+    active_bytes += wm.expert ? bytes * (1.0 - unused) : bytes;
+    if (wm.expert) skipped_params += params * unused;
+  }
+  n_active_params_ = n_params_ - static_cast<uint64_t>(skipped_params + 0.5);
+  active_weight_bytes_ = static_cast<uint64_t>(active_bytes + 0.5);
 }
 
 std::string Model::describe() const {

@@ -5,8 +5,10 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 
 #include "codey/convert.h"
+#include "codey/model.h"
 #include "codey/quant.h"
 #include "testing/testing.h"
 
@@ -113,6 +115,41 @@ TEST(Synth, TinyModelLoadsWithShapesAndSaneValues) {
   o.output = dir + "/synth2.gguf";
   ASSERT_TRUE(synth_model(o).has_value());
   EXPECT_EQ(testing::read_file_bytes(dir + "/synth.gguf"), testing::read_file_bytes(dir + "/synth2.gguf"));
+}
+
+// synth writes each architecture's own tensor table (the one the loader
+// reads): the smallest named shape of every architecture, cut to one layer
+// and a small vocabulary, loads and has exactly the tensors the table lists.
+TEST(Synth, EveryArchitectureLoadsWithItsOwnTable) {
+  std::map<std::string, ModelShape> smallest;
+  for (const ModelShape& shape : model_shapes()) {
+    auto [it, fresh] = smallest.emplace(shape.arch, shape);
+    if (!fresh && shape.n_embd * shape.n_ff < it->second.n_embd * it->second.n_ff) it->second = shape;
+  }
+  EXPECT_EQ(smallest.size(), supported_archs().size()) << "every architecture has a named shape";
+  for (const auto& [arch, shape] : smallest) {
+    SCOPED_TRACE(shape.name);
+    SynthOptions o;
+    o.shape = shape;
+    o.shape.n_layer = 1;
+    o.shape.n_vocab = 512;
+    o.target = "Q8_0";
+    o.output = testing::temp_dir() + "/every.gguf";
+    o.threads = 2;
+    auto r = synth_model(o);
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    auto m = Model::load(o.output);
+    ASSERT_TRUE(m.has_value()) << m.error().message;
+    const auto expected = model_tensors((*m)->arch(), (*m)->hparams(), shape.tied_embeddings);
+    ASSERT_EQ((*m)->gguf().tensors().size(), expected.size());
+    for (const TensorDesc& d : expected) {
+      const GgufTensorInfo* t = (*m)->gguf().find_tensor(d.name);
+      ASSERT_NE(t, nullptr) << d.name;
+      EXPECT_EQ(t->n_dims, static_cast<int>(d.ne.size())) << d.name;
+      for (size_t i = 0; i < d.ne.size(); ++i) EXPECT_EQ(t->ne[i], d.ne[i]) << d.name;
+    }
+    EXPECT_FALSE((*m)->weights().matrices().empty());
+  }
 }
 
 TEST(Synth, RejectsBadShapes) {

@@ -183,6 +183,17 @@ TEST(ModelTest, FixtureHyperParameters) {
   EXPECT_EQ(hp.n_vocab, 32256);
   EXPECT_FALSE(hp.rope_neox);
   EXPECT_TRUE((*llama)->weights().tied_output);
+  // One list of matrices: 7 per layer, then the (tied) output.
+  const auto mats = (*llama)->weights().matrices();
+  ASSERT_EQ(mats.size(), 4u * 7 + 1);
+  EXPECT_EQ(mats.back().layer, -1);
+  EXPECT_EQ(mats.back().matrix->rows, 32256);
+  EXPECT_EQ(mats[0].matrix, &(*llama)->weights().layers[0].wq);
+  // Dense: every parameter is active; a token reads every matrix.
+  EXPECT_EQ((*llama)->n_active_params(), (*llama)->n_params());
+  uint64_t bytes = 256 * 2;  // one f16 embedding row
+  for (const auto& m : mats) bytes += m.matrix->row_bytes * static_cast<uint64_t>(m.matrix->rows);
+  EXPECT_EQ((*llama)->active_weight_bytes(), bytes);
   auto qwen = Model::load(testing::testdata("models/micro-qwen2-Q8_0.gguf"));
   ASSERT_TRUE(qwen.has_value()) << qwen.error().message;
   EXPECT_TRUE((*qwen)->hparams().rope_neox);

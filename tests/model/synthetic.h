@@ -1,5 +1,5 @@
-// Test-only (header-only: tests/<layer>/ compiles only *_test.cc): writes small GGUF models with random weights (llama, qwen2,
-// gemma3) and runs a plain double-precision reference forward pass over the
+// Test-only (header-only: tests/<layer>/ compiles only *_test.cc): writes small GGUF models with random weights (the
+// tensors of each architecture's own table) and runs a plain double-precision reference forward pass over the
 // same weights, written from the published architectures, not from src/model.
 #pragma once
 
@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "codey/gguf.h"
+#include "codey/model.h"
 #include "codey/quant.h"
 #include "codey/tensor.h"
 
@@ -57,50 +58,65 @@ struct TensorData {
 }  // namespace synth_detail
 using namespace synth_detail;
 
+// The architecture's own tensor table (ArchSpec::layer_tensors) at the
+// spec's hyper-parameters.
+inline std::vector<TensorDesc> synthetic_tensors(const SynthSpec& s) {
+  const ArchSpec* arch = find_arch(s.arch);
+  EXPECT_NE(arch, nullptr) << s.arch;
+  if (!arch) return {};
+  HParams hp;
+  hp.arch = s.arch;
+  hp.n_vocab = s.n_vocab;
+  hp.n_embd = s.n_embd;
+  hp.n_layer = s.n_layer;
+  hp.n_head = s.n_head;
+  hp.n_head_kv = s.n_head_kv;
+  hp.head_dim_k = hp.head_dim_v = s.head_dim;
+  hp.n_rot = static_cast<int32_t>(s.n_rot ? s.n_rot : s.head_dim);
+  hp.n_ff = s.n_ff;
+  std::vector<TensorDesc> out;
+  for (TensorDesc& d : model_tensors(*arch, hp, s.tied, /*include_optional=*/true))
+    if (d.required || (s.qkv_bias && d.init == TensorInit::kBias)) out.push_back(std::move(d));
+  return out;
+}
+
 inline void write_synthetic_model(const std::string& path, const SynthSpec& s) {
   std::mt19937_64 rng(s.seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<TensorData> tensors;
-  auto add = [&](std::string name, bool matrix, int64_t rows, int64_t cols, float std, float mean = 0.0f) {
+  const bool gemma = s.arch == "gemma3";
+  for (const TensorDesc& d : synthetic_tensors(s)) {
+    // Scales: the (gemma: sqrt(n_embd)-scaled) embeddings O(1); q and k
+    // large enough that attention is peaked; the output layer large enough
+    // that logits are peaked; norms near 1.
+    const float fan_in = static_cast<float>(d.ne[0]);
+    float mean = 0.0f, std = 1.0f / std::sqrt(fan_in);
+    switch (d.init) {
+      case TensorInit::kWeight:
+        if (d.name.ends_with("attn_q.weight") || d.name.ends_with("attn_k.weight")) std *= 2.0f;
+        break;
+      case TensorInit::kOutput:
+        std = d.name == "token_embd.weight" ? (gemma ? 1.0f / std::sqrt(fan_in) : 1.0f) : 3.0f / std::sqrt(fan_in);
+        break;
+      case TensorInit::kNorm:
+        mean = 1.0f;
+        std = 0.1f;
+        break;
+      case TensorInit::kBias:
+        std = d.name.ends_with("attn_v.bias") ? 0.1f : 0.5f;
+        break;
+    }
     TensorData t;
-    t.name = std::move(name);
-    t.type = matrix ? s.wtype : TensorType::kF32;
-    t.ne = matrix ? std::vector<int64_t>{cols, rows} : std::vector<int64_t>{cols};
-    t.values.resize(static_cast<size_t>(rows * cols));
+    t.name = d.name;
+    t.type = d.matrix() ? s.wtype : TensorType::kF32;
+    t.ne = d.ne;
+    int64_t n = 1;
+    for (int64_t x : d.ne) n *= x;
+    t.values.resize(static_cast<size_t>(n));
     for (auto& v : t.values) v = mean + std * normal(rng);
     tensors.push_back(std::move(t));
-  };
-  const int64_t dk = s.head_dim;
-  const bool gemma = s.arch == "gemma3";
-  // Embeddings scaled so the (gemma: sqrt(n_embd)-scaled) input is O(1);
-  // the output layer large enough that logits are peaked.
-  add("token_embd.weight", true, s.n_vocab, s.n_embd, gemma ? 1.0f / std::sqrt(float(s.n_embd)) : 1.0f);
-  add("output_norm.weight", false, 1, s.n_embd, 0.1f, 1.0f);
-  if (!s.tied) add("output.weight", true, s.n_vocab, s.n_embd, 3.0f / std::sqrt(float(s.n_embd)));
-  for (int64_t il = 0; il < s.n_layer; ++il) {
-    const std::string p = "blk." + std::to_string(il) + ".";
-    const float in = 1.0f / std::sqrt(float(s.n_embd));
-    add(p + "attn_norm.weight", false, 1, s.n_embd, 0.1f, 1.0f);
-    add(p + "attn_q.weight", true, s.n_head * dk, s.n_embd, 2.0f * in);
-    add(p + "attn_k.weight", true, s.n_head_kv * dk, s.n_embd, 2.0f * in);
-    add(p + "attn_v.weight", true, s.n_head_kv * dk, s.n_embd, in);
-    add(p + "attn_output.weight", true, s.n_embd, s.n_head * dk, 1.0f / std::sqrt(float(s.n_head * dk)));
-    if (s.qkv_bias) {
-      add(p + "attn_q.bias", false, 1, s.n_head * dk, 0.5f);
-      add(p + "attn_k.bias", false, 1, s.n_head_kv * dk, 0.5f);
-      add(p + "attn_v.bias", false, 1, s.n_head_kv * dk, 0.1f);
-    }
-    if (gemma) {
-      add(p + "attn_q_norm.weight", false, 1, dk, 0.1f, 1.0f);
-      add(p + "attn_k_norm.weight", false, 1, dk, 0.1f, 1.0f);
-      add(p + "post_attention_norm.weight", false, 1, s.n_embd, 0.1f, 1.0f);
-      add(p + "post_ffw_norm.weight", false, 1, s.n_embd, 0.1f, 1.0f);
-    }
-    add(p + "ffn_norm.weight", false, 1, s.n_embd, 0.1f, 1.0f);
-    add(p + "ffn_gate.weight", true, s.n_ff, s.n_embd, in);
-    add(p + "ffn_up.weight", true, s.n_ff, s.n_embd, in);
-    add(p + "ffn_down.weight", true, s.n_embd, s.n_ff, 1.0f / std::sqrt(float(s.n_ff)));
   }
+  const int64_t dk = s.head_dim;
 
   GgufWriter w;
   auto key = [&](const char* suffix) { return s.arch + "." + suffix; };

@@ -4,9 +4,29 @@
 #include <cmath>
 
 #include "model/blocks.h"
+#include "model/tensors.h"
 
 namespace codey {
 namespace {
+
+using namespace tensors;
+using LW = LayerWeights;
+
+constexpr LayerTensor kTensors[] = {
+    norm("attn_norm.weight", Dim::kEmbd, &LW::attn_norm),
+    matrix("attn_q.weight", Dim::kEmbd, Dim::kQ, &LW::wq),
+    matrix("attn_k.weight", Dim::kEmbd, Dim::kK, &LW::wk),
+    matrix("attn_v.weight", Dim::kEmbd, Dim::kV, &LW::wv),
+    norm("attn_q_norm.weight", Dim::kHeadK, &LW::q_norm),
+    norm("attn_k_norm.weight", Dim::kHeadK, &LW::k_norm),
+    matrix("attn_output.weight", Dim::kAttnOut, Dim::kEmbd, &LW::wo),
+    norm("post_attention_norm.weight", Dim::kEmbd, &LW::attn_post_norm),
+    norm("ffn_norm.weight", Dim::kEmbd, &LW::ffn_norm),
+    matrix("ffn_gate.weight", Dim::kEmbd, Dim::kFf, &LW::ffn_gate),
+    matrix("ffn_up.weight", Dim::kEmbd, Dim::kFf, &LW::ffn_up),
+    matrix("ffn_down.weight", Dim::kFf, Dim::kEmbd, &LW::ffn_down),
+    norm("post_ffw_norm.weight", Dim::kEmbd, &LW::ffn_post_norm),
+};
 
 // Layer il is local unless (il + 1) is a multiple of the pattern: with the
 // default 6, layers 5, 11, 17, ... are global (llama.cpp set_swa_pattern(6)).
@@ -58,8 +78,7 @@ void gemma3_layer(Forward& f, int64_t il) {
 extern const ArchSpec kArchGemma3{
     .name = "gemma3",
     .load_hparams = load_gemma3,
-    .needs_qk_norm = true,
-    .needs_post_norms = true,
+    .layer_tensors = kTensors,
     .layer = gemma3_layer,
 };
 
