@@ -93,8 +93,19 @@ struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 11435;
   std::string api_key;              // empty = no key; "env:NAME" reads it from the environment
-  uint64_t max_body = 8ull << 20;   // request bodies larger than this are refused
+  uint64_t max_body = 8ull << 20;   // request bodies larger than this (also once decompressed) are refused
   Millis shutdown_grace = std::chrono::seconds(10);
+  // Limits on clients, enforced while reading (docs/security.md).
+  Millis header_timeout = std::chrono::seconds(10);  // a request head must arrive within this
+  Millis body_timeout = std::chrono::seconds(60);    // its body within this after the head
+  Millis idle_timeout = std::chrono::seconds(5);     // an idle keep-alive connection closes after this
+  int max_connections = 256;                         // open connections; at the cap the idle or slowest close
+  uint64_t request_memory = 256ull << 20;            // requests in flight together (bodies and parsing); then 503
+  // Browsers: Origins allowed besides loopback ones ("*" = any; wildcards like
+  // "https://*.example.com"), and Host names allowed besides the bound address
+  // and loopback names (DNS rebinding). CODEY_ORIGINS (comma-separated) adds origins.
+  std::vector<std::string> allowed_origins;
+  std::vector<std::string> allowed_hosts;
 };
 
 struct RuntimeConfig {

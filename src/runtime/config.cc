@@ -396,7 +396,9 @@ constexpr std::string_view kModelOnlyKeys[] = {"path",     "ctx",    "ctx_max", 
                                                "threads",  "parallel", "mmap",  "mlock",   "repack", "pinned",     "stop",
                                                "keep_alive", "deadline", "max_tokens", "queue"};
 constexpr std::string_view kRouteOnlyKeys[] = {"model", "description", "system", "max_tokens", "stop"};
-constexpr std::string_view kServerKeys[] = {"host", "port", "api_key", "max_body", "shutdown_grace"};
+constexpr std::string_view kServerKeys[] = {"host",           "port",           "api_key",        "max_body",
+                                            "shutdown_grace", "header_timeout", "body_timeout",   "idle_timeout",
+                                            "max_connections", "request_memory", "allowed_origins", "allowed_hosts"};
 
 std::vector<std::string_view> joined(std::span<const std::string_view> a, std::span<const std::string_view> b,
                                      bool drop_path = false) {
@@ -511,15 +513,28 @@ Result<RuntimeConfig> parse_config(std::string_view text, std::string_view name,
                                  auto r = P.str(sv, spath);
                                  if (!r) return std::unexpected(r.error());
                                  s.api_key = *r;
-                               } else if (sk == "max_body") {
+                               } else if (sk == "max_body" || sk == "request_memory") {
                                  auto b = sv.IsScalar() ? parse_bytes(sv.Scalar()) : Result<uint64_t>(0);
                                  if (!b || *b == 0)
                                    return P.err(sv, spath, "expected a size like 8MiB, got {}", Parser::describe(sv));
-                                 s.max_body = *b;
+                                 (sk == "max_body" ? s.max_body : s.request_memory) = *b;
+                               } else if (sk == "max_connections") {
+                                 auto r = P.integer(sv, spath, 1, 65536);
+                                 if (!r) return std::unexpected(r.error());
+                                 s.max_connections = static_cast<int>(*r);
+                               } else if (sk == "allowed_origins" || sk == "allowed_hosts") {
+                                 auto r = P.string_list(sv, spath);
+                                 if (!r) return std::unexpected(r.error());
+                                 (sk == "allowed_origins" ? s.allowed_origins : s.allowed_hosts) = std::move(*r);
                                } else {
                                  auto r = P.duration(sv, spath, false);
                                  if (!r) return std::unexpected(r.error());
-                                 s.shutdown_grace = *r;
+                                 if (sk != "shutdown_grace" && r->count() <= 0)
+                                   return P.err(sv, spath, "expected a duration > 0, got '{}'", sv.Scalar());
+                                 if (sk == "shutdown_grace") s.shutdown_grace = *r;
+                                 else if (sk == "header_timeout") s.header_timeout = *r;
+                                 else if (sk == "body_timeout") s.body_timeout = *r;
+                                 else s.idle_timeout = *r;
                                }
                                return {};
                              }));

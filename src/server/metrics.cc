@@ -77,7 +77,7 @@ double Metrics::rate_locked(const Rate& r, int64_t now_s) const {
   return static_cast<double>(sum) / kRateWindowS;
 }
 
-std::string Metrics::render(const RuntimeStatus& st) const {
+std::string Metrics::render(const RuntimeStatus& st, const HttpStats& http) const {
   std::string out;
   out.reserve(4096);
   const int64_t now = now_seconds();
@@ -86,6 +86,23 @@ std::string Metrics::render(const RuntimeStatus& st) const {
   header(out, "codey_http_requests_total", "counter", "HTTP requests answered, by route and status code.");
   for (const auto& [key, n] : requests_)
     out += fmt::format("codey_http_requests_total{{route=\"{}\",status=\"{}\"}} {}\n", label(key.first), key.second, n);
+  header(out, "codey_http_connections_open", "gauge", "Open client connections.");
+  out += fmt::format("codey_http_connections_open {}\n", http.connections_open);
+  header(out, "codey_http_connections_total", "counter",
+         "Client connections by outcome: accepted; evicted (closed to make room at server.max_connections); refused "
+         "(at the cap with none to close).");
+  out += fmt::format("codey_http_connections_total{{outcome=\"accepted\"}} {}\n", http.connections_accepted);
+  out += fmt::format("codey_http_connections_total{{outcome=\"evicted\"}} {}\n", http.connections_evicted);
+  out += fmt::format("codey_http_connections_total{{outcome=\"refused\"}} {}\n", http.connections_refused);
+  header(out, "codey_http_timeouts_total", "counter", "Request heads, bodies or response writes past their deadline.");
+  out += fmt::format("codey_http_timeouts_total {}\n", http.timeouts);
+  header(out, "codey_http_request_body_bytes_total", "counter", "Request body bytes read from clients.");
+  out += fmt::format("codey_http_request_body_bytes_total {}\n", http.body_bytes_read);
+  header(out, "codey_http_request_memory_bytes", "gauge",
+         "Memory reserved by the requests in flight (bodies and their parsing), limit server.request_memory.");
+  out += fmt::format("codey_http_request_memory_bytes {}\n", http.request_memory_used);
+  header(out, "codey_http_request_memory_refusals_total", "counter", "Requests refused (503) at server.request_memory.");
+  out += fmt::format("codey_http_request_memory_refusals_total {}\n", http.request_memory_refusals);
   header(out, "codey_requests_in_flight", "gauge", "Generation requests (chat, completions, generate) being handled now.");
   out += fmt::format("codey_requests_in_flight {}\n", in_flight_);
 

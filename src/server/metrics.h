@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "codey/runtime.h"
+#include "server/http_server.h"
 
 namespace codey::server {
 
@@ -28,7 +29,7 @@ class Metrics {
   void observe_ttft(std::string_view model, double seconds);
   void add_generated(std::string_view model, int64_t tokens);
 
-  std::string render(const RuntimeStatus& status) const;
+  std::string render(const RuntimeStatus& status, const HttpStats& http) const;
 
  private:
   struct Histogram {

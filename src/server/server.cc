@@ -1,17 +1,11 @@
 // codey serve: the HTTP routes over the runtime (see include/codey/server.h).
-// Each connection is served by one httplib pool thread; a generation request
-// waits on its runtime stream on that thread, checking the client's socket
-// between events so a client that goes away frees its slot.
+// The HTTP layer (http_server.h) reads whole requests on its I/O thread and
+// runs each on a handler thread; a generation request waits on its runtime
+// stream on that thread, checking the client's socket between events so a
+// client that goes away frees its slot.
 #include "codey/server.h"
 
-#include <dirent.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <deque>
@@ -19,10 +13,10 @@
 #include <random>
 
 #include <fmt/format.h>
-#include <httplib.h>
 
 #include "server/api.h"
 #include "server/catalog.h"
+#include "server/http_server.h"
 #include "server/json_constraint.h"
 #include "server/metrics.h"
 #include "server/requests.h"
@@ -33,63 +27,16 @@ namespace codey {
 using server::ApiError;
 using server::ApiKind;
 using server::ApiResult;
+using server::HttpRequest;
+using server::HttpResponse;
 using server::Json;
+using server::peer_closed;
+using server::StreamSink;
 
 namespace {
 
 constexpr Millis kPoll{200};            // how often a waiting request looks at its client's socket
 constexpr Millis kCommitAfter{1000};    // a queued streaming request gets its 200 (and progress lines) after this
-constexpr time_t kKeepAliveS = 5;       // idle keep-alive connections close after this
-constexpr size_t kKeepAliveMax = 1000;  // requests per connection
-
-int port_of(const sockaddr_storage& a) {
-  if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
-  if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
-  return -1;
-}
-
-// httplib 0.11 does not hand a request its socket; find it by the
-// connection's addresses (unique among this process's open sockets). -1 if
-// not found: then a gone client is noticed only when a write fails.
-int find_socket(const httplib::Request& req) {
-  DIR* dir = opendir("/proc/self/fd");
-  if (!dir) return -1;
-  int found = -1;
-  while (const dirent* ent = readdir(dir)) {
-    char* end = nullptr;
-    const long fd = std::strtol(ent->d_name, &end, 10);
-    if (end == ent->d_name || *end != '\0') continue;
-    sockaddr_storage local{}, peer{};
-    socklen_t local_len = sizeof local, peer_len = sizeof peer;
-    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
-    if (req.local_port > 0 && port_of(local) != req.local_port) continue;
-    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
-    if (port_of(peer) != req.remote_port) continue;
-    char host[NI_MAXHOST];
-    if (getnameinfo(reinterpret_cast<sockaddr*>(&peer), peer_len, host, sizeof host, nullptr, 0, NI_NUMERICHOST) != 0)
-      continue;
-    if (req.remote_addr != host) continue;
-    found = static_cast<int>(fd);
-    break;
-  }
-  closedir(dir);
-  return found;
-}
-
-// True when the client closed its end (or the connection broke). Data the
-// client sent meanwhile (a pipelined request) is left unread.
-bool peer_closed(int fd) {
-  if (fd < 0) return false;
-  pollfd p{fd, static_cast<short>(POLLIN | POLLRDHUP), 0};
-  if (poll(&p, 1, 0) <= 0) return false;
-  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
-  if (p.revents & POLLIN) {
-    char c;
-    const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-  }
-  return false;
-}
 
 ApiKind api_of(const std::string& path) {
   if (path.starts_with("/v1/")) return ApiKind::kOpenAi;
@@ -126,7 +73,7 @@ ApiError shutting_down_error() {
   return e;
 }
 
-void send_error(httplib::Response& res, ApiKind api, const ApiError& e) {
+void send_error(HttpResponse& res, ApiKind api, const ApiError& e) {
   res.status = e.status;
   res.set_content(server::dump(server::error_body(api, e)), "application/json");
   if (e.retry_after) {
@@ -135,19 +82,13 @@ void send_error(httplib::Response& res, ApiKind api, const ApiError& e) {
   }
 }
 
-void send_json(httplib::Response& res, const Json& j) {
+void send_json(HttpResponse& res, const Json& j) {
   res.status = 200;
   res.set_content(server::dump(j), "application/json");
 }
 
-uint64_t content_length(const httplib::Request& req) {
-  if (!req.has_header("Content-Length")) return 0;
-  const std::string v = req.get_header_value("Content-Length");
-  return std::strtoull(v.c_str(), nullptr, 10);
-}
-
-bool has_body(const httplib::Request& req) {
-  return content_length(req) > 0 || req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+ApiError unauthorized() {
+  return make_api_error(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer <key>)");
 }
 
 // Constant-time comparison: the key must not leak through response timing.
@@ -190,7 +131,7 @@ struct Server::Impl {
   Runtime& runtime;
   ServerOptions opt;
   std::string api_key;
-  httplib::Server http;
+  std::unique_ptr<server::HttpServer> http;  // made in setup()
   server::Metrics metrics;
   server::ModelCatalog catalog;
   std::atomic<bool> stopping{false};
@@ -200,25 +141,22 @@ struct Server::Impl {
   Impl(Runtime& rt, ServerOptions o, std::string key) : runtime(rt), opt(std::move(o)), api_key(std::move(key)) {}
 
   void setup();
-  bool authorized(const httplib::Request& req) const;
-  ApiResult<std::string> read_body(const httplib::Request& req, httplib::Response& res,
-                                   const httplib::ContentReader& reader) const;
-  // Auth, body size and JSON object parsing shared by the POST routes.
-  ApiResult<Json> post_body(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
+  bool authorized(const HttpRequest& req) const;
+  // The head-only checks of every request (http_server.h HttpHooks::gate).
+  std::optional<HttpResponse> gate(const HttpRequest& req) const;
   const ModelConfig* resolve_model(std::string_view name) const;
   ApiError model_not_found(std::string_view name) const;
 
-  void generate(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
+  void generate(const HttpRequest& req, HttpResponse& res,
                 ApiKind api, server::Endpoint endpoint);
-  void load_special(httplib::Response& res, const server::ParsedRequest& p, const ModelConfig& m);
+  void load_special(HttpResponse& res, const server::ParsedRequest& p, const ModelConfig& m);
 
-  void openai_models(httplib::Response& res);
-  void openai_model(const httplib::Request& req, httplib::Response& res);
-  void ollama_tags(httplib::Response& res);
-  void ollama_ps(httplib::Response& res);
-  void ollama_show(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
-  void codey_load(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
-                  bool load);
+  void openai_models(HttpResponse& res);
+  void openai_model(const HttpRequest& req, HttpResponse& res);
+  void ollama_tags(HttpResponse& res);
+  void ollama_ps(HttpResponse& res);
+  void ollama_show(const HttpRequest& req, HttpResponse& res);
+  void codey_load(const HttpRequest& req, HttpResponse& res, bool load);
   Json ollama_details(const server::ModelInfo& info) const;
 };
 
@@ -226,8 +164,8 @@ namespace {
 
 // One generation request in flight: the runtime stream, the response being
 // built and the client's socket. A streaming response keeps it alive in the
-// content provider, which httplib runs on the same connection thread after
-// the handler returned; destroying it cancels an unfinished request.
+// response's stream function, which the HTTP layer runs on the same handler
+// thread after the handler returned; destroying it cancels an unfinished request.
 struct Job {
   Server::Impl* srv = nullptr;
   std::shared_ptr<RequestStream> stream;
@@ -277,9 +215,9 @@ struct Job {
   }
 
   // Streaming: writes events as they come; false when the client is gone.
-  // httplib runs content providers outside its handler try/catch, so nothing
-  // may escape from here.
-  bool pump(httplib::DataSink& sink) noexcept {
+  // Stream functions run outside the handler's try/catch, so nothing may
+  // escape from here.
+  bool pump(StreamSink& sink) noexcept {
     try {
       return pump_events(sink);
     } catch (const std::exception& e) {
@@ -292,8 +230,8 @@ struct Job {
     return false;
   }
 
-  bool pump_events(httplib::DataSink& sink) {
-    auto write = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
+  bool pump_events(StreamSink& sink) {
+    auto write = [&](const std::string& s) { return s.empty() || sink.write(s); };
     auto gone = [&] {
       client_gone = true;
       stream->cancel();
@@ -322,19 +260,17 @@ struct Job {
           const std::string tail = ev->finish == FinishReason::kCancelled ? builder.error(shutting_down_error())
                                                                           : builder.finish(*ev);
           if (!write(tail)) return gone();
-          sink.done();
           return true;
         }
         case EventType::kError:
-          write(builder.error(server::from_request_error(ev->error)));
-          sink.done();
+          if (!write(builder.error(server::from_request_error(ev->error)))) return gone();
           return true;
       }
     }
   }
 
   // Non-streaming: waits for the end and sets the response.
-  void run(httplib::Response& res, ApiKind api) {
+  void run(HttpResponse& res, ApiKind api) {
     while (true) {
       auto ev = next();
       if (!ev) {
@@ -371,50 +307,24 @@ struct Job {
 
 }  // namespace
 
-bool Server::Impl::authorized(const httplib::Request& req) const {
+bool Server::Impl::authorized(const HttpRequest& req) const {
   if (api_key.empty()) return true;
-  const std::string h = req.get_header_value("Authorization");
+  const std::string_view h = req.header("Authorization");
   constexpr std::string_view kBearer = "Bearer ";
   if (h.size() < kBearer.size() || !std::equal(kBearer.begin(), kBearer.end(), h.begin(), [](char a, char b) {
         return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
       }))
     return false;
-  return same_secret(std::string_view(h).substr(kBearer.size()), api_key);
+  return same_secret(h.substr(kBearer.size()), api_key);
 }
 
-ApiResult<std::string> Server::Impl::read_body(const httplib::Request& req, httplib::Response& res,
-                                               const httplib::ContentReader& reader) const {
-  // A POST without Content-Length or chunked encoding has no body; httplib's
-  // reader reports that as a failed read, but it is an empty body.
-  if (!has_body(req)) return std::string();
-  const uint64_t max = opt.config.max_body;
-  std::string body;
-  bool too_large = false;
-  // A body over the limit is read on and dropped (never stored), so the
-  // connection stays in step; httplib itself skips a too-long Content-Length.
-  const bool ok = reader([&](const char* data, size_t n) {
-    if (too_large || body.size() + n > max) {
-      too_large = true;
-      std::string().swap(body);
-      return true;
-    }
-    body.append(data, n);
-    return true;
-  });
-  if (too_large || res.status == 413)
-    return std::unexpected(make_api_error(413, "body_too_large",
-                                          fmt::format("the request body is larger than the limit of {} bytes", max)));
-  if (!ok) return std::unexpected(make_api_error(400, "invalid_request", "the request body could not be read"));
-  return body;
-}
-
-ApiResult<Json> Server::Impl::post_body(const httplib::Request& req, httplib::Response& res,
-                                        const httplib::ContentReader& reader) {
-  const bool auth = authorized(req);
-  auto body = read_body(req, res, reader);  // read (or drained) either way, so the connection stays usable
-  if (!auth) return std::unexpected(make_api_error(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer <key>)"));
-  if (!body) return std::unexpected(body.error());
-  return server::parse_body(*body);
+// Every request but /health needs the key, whatever its method, and is
+// refused before a byte of its body is read or inflated.
+std::optional<HttpResponse> Server::Impl::gate(const HttpRequest& req) const {
+  if (req.path() == "/health" || authorized(req)) return std::nullopt;
+  HttpResponse res;
+  send_error(res, api_of(req.path()), unauthorized());
+  return res;
 }
 
 const ModelConfig* Server::Impl::resolve_model(std::string_view name) const {
@@ -434,10 +344,10 @@ ApiError Server::Impl::model_not_found(std::string_view name) const {
   return e;
 }
 
-void Server::Impl::generate(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
+void Server::Impl::generate(const HttpRequest& req, HttpResponse& res,
                             ApiKind api, server::Endpoint endpoint) {
   using server::Endpoint;
-  auto body = post_body(req, res, reader);
+  auto body = server::parse_body(req.body);
   if (!body) return send_error(res, api, body.error());
   if (stopping) return send_error(res, api, shutting_down_error());
   ApiResult<server::ParsedRequest> parsed =
@@ -489,7 +399,7 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res,
   ctx.fingerprint = "codey-" + opt.version;
   auto job = std::make_shared<Job>(this, std::move(ctx));
   job->model = m->name;
-  job->fd = find_socket(req);
+  job->fd = req.fd;
   job->stream = runtime.submit(std::move(p.gen));
 
   if (!p.stream) return job->run(res, api);
@@ -523,12 +433,11 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res,
   res.status = 200;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
-  // Exactly "text/event-stream": httplib never compresses it (compression would hold tokens back).
-  res.set_chunked_content_provider(api == ApiKind::kOpenAi ? "text/event-stream" : "application/x-ndjson",
-                                   [job](size_t, httplib::DataSink& sink) { return job->pump(sink); });
+  res.set_header("Content-Type", api == ApiKind::kOpenAi ? "text/event-stream" : "application/x-ndjson");
+  res.stream = [job](StreamSink& sink) { return job->pump(sink); };
 }
 
-void Server::Impl::load_special(httplib::Response& res, const server::ParsedRequest& p, const ModelConfig& m) {
+void Server::Impl::load_special(HttpResponse& res, const server::ParsedRequest& p, const ModelConfig& m) {
   const bool load = p.special == server::Special::kLoad;
   auto r = load ? runtime.load(m.name) : runtime.unload(m.name);
   if (!r) return send_error(res, ApiKind::kOllama, server::from_request_error(r.error()));
@@ -553,7 +462,7 @@ Json Server::Impl::ollama_details(const server::ModelInfo& info) const {
               {"quantization_level", info.quantization}};
 }
 
-void Server::Impl::openai_models(httplib::Response& res) {
+void Server::Impl::openai_models(HttpResponse& res) {
   Json data = Json::array();
   for (const auto& m : runtime.config().models) {
     auto info = catalog.info(m);
@@ -565,8 +474,8 @@ void Server::Impl::openai_models(httplib::Response& res) {
   send_json(res, Json{{"object", "list"}, {"data", std::move(data)}});
 }
 
-void Server::Impl::openai_model(const httplib::Request& req, httplib::Response& res) {
-  const std::string name = req.matches[1];
+void Server::Impl::openai_model(const HttpRequest& req, HttpResponse& res) {
+  const std::string& name = req.params.at(0);
   const ModelConfig* m = resolve_model(name);
   if (!m) return send_error(res, ApiKind::kOpenAi, model_not_found(name));
   auto info = catalog.info(*m);
@@ -576,7 +485,7 @@ void Server::Impl::openai_model(const httplib::Request& req, httplib::Response& 
                       {"owned_by", "codey"}});
 }
 
-void Server::Impl::ollama_tags(httplib::Response& res) {
+void Server::Impl::ollama_tags(HttpResponse& res) {
   Json models = Json::array();
   for (const auto& m : runtime.config().models) {
     auto info = catalog.info(m);
@@ -595,7 +504,7 @@ void Server::Impl::ollama_tags(httplib::Response& res) {
   send_json(res, Json{{"models", std::move(models)}});
 }
 
-void Server::Impl::ollama_ps(httplib::Response& res) {
+void Server::Impl::ollama_ps(HttpResponse& res) {
   const RuntimeStatus st = runtime.status();
   Json models = Json::array();
   const auto now = std::chrono::system_clock::now();
@@ -620,9 +529,8 @@ void Server::Impl::ollama_ps(httplib::Response& res) {
   send_json(res, Json{{"models", std::move(models)}});
 }
 
-void Server::Impl::ollama_show(const httplib::Request& req, httplib::Response& res,
-                               const httplib::ContentReader& reader) {
-  auto body = post_body(req, res, reader);
+void Server::Impl::ollama_show(const HttpRequest& req, HttpResponse& res) {
+  auto body = server::parse_body(req.body);
   if (!body) return send_error(res, ApiKind::kOllama, body.error());
   auto name = server::read_string(*body, "model", "model");
   if (!name) return send_error(res, ApiKind::kOllama, name.error());
@@ -661,15 +569,10 @@ void Server::Impl::ollama_show(const httplib::Request& req, httplib::Response& r
   send_json(res, j);
 }
 
-void Server::Impl::codey_load(const httplib::Request& req, httplib::Response& res,
-                              const httplib::ContentReader& reader, bool load) {
-  auto body = read_body(req, res, reader);  // optional and ignored, but read so the connection stays in step
-  if (!authorized(req))
-    return send_error(res, ApiKind::kCodey,
-                      make_api_error(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer <key>)"));
-  if (!body) return send_error(res, ApiKind::kCodey, body.error());
+void Server::Impl::codey_load(const HttpRequest& req, HttpResponse& res, bool load) {
+  // A body is optional and ignored.
   if (stopping) return send_error(res, ApiKind::kCodey, shutting_down_error());
-  const std::string name = req.matches[1];
+  const std::string& name = req.params.at(0);
   const ModelConfig* m = resolve_model(name);
   if (!m) return send_error(res, ApiKind::kCodey, model_not_found(name));
   const auto t0 = Clock::now();
@@ -679,136 +582,105 @@ void Server::Impl::codey_load(const httplib::Request& req, httplib::Response& re
 }
 
 void Server::Impl::setup() {
-  using httplib::ContentReader;
-  using httplib::Request;
-  using httplib::Response;
-
-  // Enough connection threads for every slot and queue place (a request
-  // waiting in the runtime holds its connection thread), plus spare for
-  // listing, health and metrics.
+  // Enough handler threads for every slot and queue place (a request
+  // waiting in the runtime holds its thread), plus spare for listing,
+  // metrics and load/unload. /health runs on the I/O thread.
   int threads = opt.http_threads;
   if (threads <= 0) {
     int64_t need = 16;
     for (const auto& m : runtime.config().models) need += m.parallel + m.queue;
     threads = static_cast<int>(std::clamp<int64_t>(need, 16, 512));
   }
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  http.set_payload_max_length(opt.config.max_body);
-  http.set_keep_alive_timeout(kKeepAliveS);
-  http.set_keep_alive_max_count(kKeepAliveMax);
-  http.set_tcp_nodelay(true);  // a token per write: no Nagle delay
+  const ServerConfig& c = opt.config;
+  server::HttpServerOptions ho;
+  ho.limits.max_body = c.max_body;
+  ho.header_timeout = c.header_timeout;
+  ho.body_timeout = c.body_timeout;
+  ho.idle_timeout = c.idle_timeout;
+  ho.max_connections = c.max_connections;
+  ho.request_memory = c.request_memory;
+  ho.threads = threads;
 
-  // Requests are authorized here, except POSTs with a body: their routes do
-  // it after reading (or dropping) the body, so a refused request leaves the
-  // connection in step. Any other method is checked here even with a body
-  // (a GET with a body must not skip the key).
-  http.set_pre_routing_handler([this](const Request& req, Response& res) {
-    const bool deferred = req.method == "POST" && has_body(req);
-    if (req.path == "/health" || deferred || authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
-    send_error(res, api_of(req.path),
-               make_api_error(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer <key>)"));
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  http.set_expect_100_continue_handler([this](const Request& req, Response& res) {
-    if (req.path != "/health" && !authorized(req)) {
-      send_error(res, api_of(req.path),
-                 make_api_error(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer <key>)"));
-      return 401;
-    }
-    if (content_length(req) > opt.config.max_body) {
-      send_error(res, api_of(req.path),
-                 make_api_error(413, "body_too_large",
-                                fmt::format("the request body is larger than the limit of {} bytes", opt.config.max_body)));
-      return 413;
-    }
-    return 100;
-  });
-  // Errors httplib raises itself (unknown route, a body over the limit, a
-  // malformed request) get the API's error shape.
-  http.set_error_handler([](const Request& req, Response& res) {
-    if (!res.body.empty() || res.status == 499) return;
-    std::string message;
+  server::HttpHooks hooks;
+  hooks.gate = [this](const HttpRequest& req) { return gate(req); };
+  // Errors the HTTP layer answers itself get the API's error shape.
+  hooks.error = [](const HttpRequest& req, HttpResponse& res, const server::HttpError& e) {
     std::string code = "invalid_request";
-    switch (res.status) {
-      case 404: message = fmt::format("no route {} {}", req.method, req.path); code = "not_found"; break;
-      case 413: message = "the request body is larger than the limit"; code = "body_too_large"; break;
-      case 414: message = "the request URI is too long"; break;
-      default: message = fmt::format("bad request ({})", res.status); break;
+    switch (e.status) {
+      case 404: code = "not_found"; break;
+      case 405: code = "method_not_allowed"; break;
+      case 408: code = "request_timeout"; break;
+      case 413: code = "body_too_large"; break;
+      case 414: code = "uri_too_long"; break;
+      case 415: code = "unsupported_media_type"; break;
+      case 431: code = "headers_too_large"; break;
+      case 500: code = "internal_error"; break;
+      case 501: code = "not_implemented"; break;
+      case 503: code = "server_busy"; break;
+      default: break;
     }
-    const int status = res.status;
-    send_error(res, api_of(req.path), make_api_error(status, code, message));
-  });
-  http.set_exception_handler([](const Request& req, Response& res, std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      if (ep) std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    log_error("serve: {} {}: internal error: {}", req.method, req.path, what);
-    send_error(res, api_of(req.path), make_api_error(500, "internal_error", "internal error: " + what));
-  });
-  http.set_logger([this](const Request& req, const Response& res) {
-    metrics.count_request(route_label(req.path), res.status);
-    log_debug("serve: {} {} -> {}", req.method, req.path, res.status);
-  });
+    send_error(res, api_of(req.path()), make_api_error(e.status, code, e.message));
+  };
+  hooks.done = [this](const HttpRequest& req, int status) {
+    metrics.count_request(route_label(req.path()), status);
+    log_debug("serve: {} {} -> {}", req.method(), req.path(), status);
+  };
+  http = std::make_unique<server::HttpServer>(std::move(ho), std::move(hooks));
+  server::HttpServer& h = *http;
+  using Req = HttpRequest;
+  using Res = HttpResponse;
 
-  http.Get("/", [](const Request&, Response& res) { res.set_content("codey is running", "text/plain"); });
-  http.Get("/health", [this](const Request&, Response& res) {
-    if (stopping) {
-      res.status = 503;
-      res.set_content(R"({"status":"shutting down"})", "application/json");
-      return;
-    }
-    send_json(res, Json{{"status", "ok"}});
+  h.route("GET", "/", [](Req&, Res& res) { res.set_content("codey is running", "text/plain"); });
+  h.route(
+      "GET", "/health",
+      [this](Req&, Res& res) {
+        if (stopping) {
+          res.status = 503;
+          res.set_content(R"({"status":"shutting down"})", "application/json");
+          return;
+        }
+        send_json(res, Json{{"status", "ok"}});
+      },
+      /*run_inline=*/true);
+  h.route("GET", "/metrics", [this](Req&, Res& res) {
+    res.set_content(metrics.render(runtime.status(), http->stats()), "text/plain; version=0.0.4");
   });
-  http.Get("/metrics", [this](const Request&, Response& res) {
-    res.set_content(metrics.render(runtime.status()), "text/plain; version=0.0.4");
-  });
-  http.Get("/codey/status", [this](const Request&, Response& res) {
+  h.route("GET", "/codey/status", [this](Req&, Res& res) {
     res.set_content(to_json(runtime.status()).dump(2, ' ', false, nlohmann::json::error_handler_t::replace),
                     "application/json");
   });
-  http.Post("/codey/models/([^/]+)/load",
-            [this](const Request& req, Response& res, const ContentReader& r) { codey_load(req, res, r, true); });
-  http.Post("/codey/models/([^/]+)/unload",
-            [this](const Request& req, Response& res, const ContentReader& r) { codey_load(req, res, r, false); });
+  h.route("POST", "/codey/models/{}/load", [this](Req& req, Res& res) { codey_load(req, res, true); });
+  h.route("POST", "/codey/models/{}/unload", [this](Req& req, Res& res) { codey_load(req, res, false); });
 
-  http.Post("/v1/chat/completions", [this](const Request& req, Response& res, const ContentReader& r) {
-    generate(req, res, r, ApiKind::kOpenAi, server::Endpoint::kChat);
-  });
-  http.Post("/v1/completions", [this](const Request& req, Response& res, const ContentReader& r) {
-    generate(req, res, r, ApiKind::kOpenAi, server::Endpoint::kCompletion);
-  });
-  http.Get("/v1/models", [this](const Request&, Response& res) { openai_models(res); });
-  http.Get("/v1/models/(.+)", [this](const Request& req, Response& res) { openai_model(req, res); });
+  h.route("POST", "/v1/chat/completions",
+          [this](Req& req, Res& res) { generate(req, res, ApiKind::kOpenAi, server::Endpoint::kChat); });
+  h.route("POST", "/v1/completions",
+          [this](Req& req, Res& res) { generate(req, res, ApiKind::kOpenAi, server::Endpoint::kCompletion); });
+  h.route("GET", "/v1/models", [this](Req&, Res& res) { openai_models(res); });
+  h.route("GET", "/v1/models/{*}", [this](Req& req, Res& res) { openai_model(req, res); });
 
-  http.Post("/api/generate", [this](const Request& req, Response& res, const ContentReader& r) {
-    generate(req, res, r, ApiKind::kOllama, server::Endpoint::kCompletion);
-  });
-  http.Post("/api/chat", [this](const Request& req, Response& res, const ContentReader& r) {
-    generate(req, res, r, ApiKind::kOllama, server::Endpoint::kChat);
-  });
-  http.Get("/api/tags", [this](const Request&, Response& res) { ollama_tags(res); });
-  http.Get("/api/ps", [this](const Request&, Response& res) { ollama_ps(res); });
-  http.Post("/api/show", [this](const Request& req, Response& res, const ContentReader& r) { ollama_show(req, res, r); });
-  http.Get("/api/version", [this](const Request&, Response& res) { send_json(res, Json{{"version", opt.version}}); });
+  h.route("POST", "/api/generate",
+          [this](Req& req, Res& res) { generate(req, res, ApiKind::kOllama, server::Endpoint::kCompletion); });
+  h.route("POST", "/api/chat",
+          [this](Req& req, Res& res) { generate(req, res, ApiKind::kOllama, server::Endpoint::kChat); });
+  h.route("GET", "/api/tags", [this](Req&, Res& res) { ollama_tags(res); });
+  h.route("GET", "/api/ps", [this](Req&, Res& res) { ollama_ps(res); });
+  h.route("POST", "/api/show", [this](Req& req, Res& res) { ollama_show(req, res); });
+  h.route("GET", "/api/version", [this](Req&, Res& res) { send_json(res, Json{{"version", opt.version}}); });
 
   // Endpoints of the two APIs codey does not have: a clear 501, not a 404.
-  auto unsupported = [this](const Request& req, Response& res, const ContentReader& r) {
-    (void)read_body(req, res, r);
-    if (!authorized(req))
-      return send_error(res, api_of(req.path),
-                        make_api_error(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer <key>)"));
-    send_error(res, api_of(req.path),
+  auto unsupported = [](Req& req, Res& res) {
+    send_error(res, api_of(req.path()),
                make_api_error(501, "not_supported",
                               fmt::format("{} is not supported by codey (models come from codey.yaml; no embeddings)",
-                                          req.path)));
+                                          req.path())));
   };
-  http.Post("/api/(pull|push|create|copy|embed|embeddings)", unsupported);
-  http.Delete("/api/delete", unsupported);
-  http.Post("/v1/(embeddings|responses|images/.*|audio/.*)", unsupported);
+  for (const char* p : {"/api/pull", "/api/push", "/api/create", "/api/copy", "/api/embed", "/api/embeddings",
+                        "/v1/embeddings", "/v1/responses"})
+    h.route("POST", p, unsupported);
+  h.route("DELETE", "/api/delete", unsupported);
+  h.route("POST", "/v1/images/{*}", unsupported);
+  h.route("POST", "/v1/audio/{*}", unsupported);
 }
 
 // --------------------------------------------------------------- server --
@@ -827,15 +699,8 @@ Result<std::unique_ptr<Server>> Server::create(Runtime& runtime, ServerOptions o
 
 Status Server::bind() {
   const auto& c = impl_->opt.config;
-  if (c.port == 0) {
-    const int p = impl_->http.bind_to_any_port(c.host);
-    if (p <= 0) return make_error(ErrorCode::kIo, "cannot bind {} on any port", c.host);
-    impl_->bound_port = p;
-  } else {
-    if (!impl_->http.bind_to_port(c.host, c.port))
-      return make_error(ErrorCode::kIo, "cannot bind {}:{} (in use, or not an address of this machine)", c.host, c.port);
-    impl_->bound_port = c.port;
-  }
+  CODEY_TRY(impl_->http->bind(c.host, c.port));
+  impl_->bound_port = impl_->http->port();
   return {};
 }
 
@@ -843,13 +708,13 @@ int Server::port() const { return impl_->bound_port; }
 
 void Server::serve() {
   if (impl_->stopping) return;
-  impl_->http.listen_after_bind();
+  impl_->http->serve();
 }
 
 void Server::shutdown(Millis grace) {
   std::call_once(impl_->shutdown_once, [&] {
     impl_->stopping = true;          // new requests: 503
-    impl_->http.stop();              // no new connections; idle keep-alive ones close
+    impl_->http->stop();             // no new connections; idle keep-alive ones close
     impl_->runtime.shutdown(grace);  // running requests get `grace`, then are cancelled; models unload
   });
 }

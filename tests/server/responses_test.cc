@@ -213,7 +213,11 @@ TEST(Metrics, PrometheusText) {
   ms.state = ModelState::kBusy;
   ms.queued = 2;
   st.models.push_back(ms);
-  const std::string text = m.render(st);
+  server::HttpStats http;
+  http.connections_open = 3;
+  http.connections_evicted = 5;
+  http.body_bytes_read = 1234;
+  const std::string text = m.render(st, http);
   auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
   EXPECT_TRUE(has("codey_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 2")) << text;
   EXPECT_TRUE(has("codey_http_requests_total{route=\"/v1/chat/completions\",status=\"429\"} 1"));
@@ -223,6 +227,9 @@ TEST(Metrics, PrometheusText) {
   EXPECT_TRUE(has("codey_time_to_first_token_seconds_bucket{model=\"tiny\",le=\"+Inf\"} 2"));
   EXPECT_TRUE(has("codey_time_to_first_token_seconds_count{model=\"tiny\"} 2"));
   EXPECT_TRUE(has("codey_queue_depth{model=\"tiny\"} 2"));
+  EXPECT_TRUE(has("codey_http_connections_open 3"));
+  EXPECT_TRUE(has("codey_http_connections_total{outcome=\"evicted\"} 5"));
+  EXPECT_TRUE(has("codey_http_request_body_bytes_total 1234"));
   EXPECT_TRUE(has("codey_model_loaded{model=\"tiny\"} 1"));
   EXPECT_TRUE(has("codey_memory_budget_bytes 1000"));
   EXPECT_TRUE(has("codey_memory_used_bytes 400"));

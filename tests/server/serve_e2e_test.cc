@@ -24,214 +24,14 @@
 #include <nlohmann/json.hpp>
 
 #include "codey/gguf.h"
+#include "server/serve_testing.h"
 #include "testing/testing.h"
 
 namespace codey {
 namespace {
 
-namespace fs = std::filesystem;
+using namespace serve_testing;  // NOLINT: the helpers are this file's vocabulary
 using nlohmann::json;
-using testing::read_file_text;
-using testing::temp_dir;
-
-constexpr const char* kKey = "test-key-123";
-
-using Shell = testing::CommandResult;
-using testing::shell_quote;
-Shell sh(const std::string& cmd) { return testing::run_shell(cmd); }
-
-bool have_node_clients() {
-  return sh("command -v node >/dev/null").exit_code == 0 &&
-         fs::exists(fs::path(CODEY_SOURCE_DIR) / "tests/e2e/node_modules/openai/package.json") &&
-         fs::exists(fs::path(CODEY_SOURCE_DIR) / "tests/e2e/node_modules/ollama/package.json");
-}
-bool have_curl() { return sh("command -v curl >/dev/null").exit_code == 0; }
-
-#define REQUIRE_NODE()                                                                                     \
-  if (!have_node_clients())                                                                                \
-  GTEST_SKIP() << "node or tests/e2e/node_modules missing: run scripts/setup.sh (npm install in tests/e2e)"
-#define REQUIRE_CURL() \
-  if (!have_curl()) GTEST_SKIP() << "curl is not installed"
-
-// A small random-weight llama with the built-in byte-level vocabulary
-// (ChatML and FIM specials) and no padding tokens (they decode to nothing):
-// fast enough for thousands of tokens per second.
-std::string synth_tiny(const std::string& dir, const std::string& name = "tiny.gguf", int n_embd = 64, int n_layer = 2) {
-  const std::string path = dir + "/" + name;
-  auto r = testing::run_codey({"synth", "--arch", "llama", "--n-embd", std::to_string(n_embd), "--n-layer",
-                               std::to_string(n_layer), "--n-head", "4", "--n-head-kv", "2", "--n-ff",
-                               std::to_string(2 * n_embd), "--n-vocab", "262", "--ctx", "4096", "-o", path});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return path;
-}
-
-// A copy of a GGUF file with another chat template.
-void copy_with_template(const std::string& src, const std::string& dst, const std::string& templ) {
-  auto f = GgufFile::open(src);
-  ASSERT_TRUE(f.has_value()) << f.error().message;
-  GgufWriter w;
-  for (const auto& [k, v] : f->metadata()) w.set(std::string(k), v);
-  w.set("tokenizer.chat_template", GgufValue::make_string(templ));
-  w.set_alignment(f->alignment());
-  for (const auto& t : f->tensors()) w.add_tensor(std::string(t.name), t.type, std::span(t.ne.data(), size_t(t.n_dims)));
-  ASSERT_TRUE(w.begin(dst).has_value());
-  for (const auto& t : f->tensors()) ASSERT_TRUE(w.write_tensor_data(f->view(t).data).has_value());
-  ASSERT_TRUE(w.finish().has_value());
-}
-
-// `codey serve` as a child process; the port comes from its first stdout line.
-class ServeProcess {
- public:
-  ServeProcess(const std::vector<std::string>& args, const std::string& log_path) {
-    int out[2];
-    if (pipe(out) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], 1);
-      const int err = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (err >= 0) dup2(err, 2);
-      close(out[0]);
-      std::vector<std::string> argv_s{CODEY_BINARY, "serve"};
-      argv_s.insert(argv_s.end(), args.begin(), args.end());
-      std::vector<char*> argv;
-      for (auto& a : argv_s) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(CODEY_BINARY, argv.data());
-      _exit(127);
-    }
-    close(out[1]);
-    out_ = fdopen(out[0], "r");
-    char line[1024];
-    // "codey serve: listening on http://127.0.0.1:PORT (models: ...)"
-    while (out_ && fgets(line, sizeof line, out_)) {
-      const std::string s(line);
-      const auto p = s.find("listening on http://");
-      if (p == std::string::npos) continue;
-      const std::string rest = s.substr(p + 20);
-      const auto colon = rest.find(':');
-      url_ = "http://" + rest.substr(0, rest.find(' '));
-      port_ = std::atoi(rest.c_str() + colon + 1);
-      break;
-    }
-    log_ = log_path;
-  }
-  ~ServeProcess() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (out_) fclose(out_);
-  }
-  bool ok() const { return port_ > 0; }
-  const std::string& url() const { return url_; }
-  int pid() const { return pid_; }
-  std::string log() const { return read_file_text(log_); }
-  // Sends `sig` and waits up to `timeout` for the exit; the exit code, or -1.
-  int stop(int sig, std::chrono::seconds timeout) {
-    kill(pid_, sig);
-    const auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-      int st = 0;
-      if (waitpid(pid_, &st, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  FILE* out_ = nullptr;
-  std::string url_, log_;
-  int port_ = -1;
-  bool exited_ = false;
-};
-
-struct Http {
-  int status = 0;
-  std::string body;
-  std::string headers;
-  json j() const { return json::parse(body, nullptr, false); }
-};
-
-// curl with the test key; `extra` are more curl arguments (shell syntax).
-Http curl(const std::string& method, const std::string& url, const std::string& body = "", const std::string& extra = "",
-          bool key = true) {
-  const std::string dir = temp_dir();
-  std::string cmd = "curl -s -S --max-time 60 -X " + method + " -o " + shell_quote(dir + "/body") + " -D " +
-                    shell_quote(dir + "/headers") + " -w '%{http_code}' ";
-  if (key) cmd += "-H " + shell_quote(std::string("Authorization: Bearer ") + kKey) + " ";
-  if (!body.empty()) {
-    std::ofstream(dir + "/req", std::ios::binary) << body;
-    cmd += "-H 'Content-Type: application/json' --data-binary @" + shell_quote(dir + "/req") + " ";
-  }
-  cmd += extra + " " + shell_quote(url);
-  Shell s = sh(cmd);
-  Http h;
-  h.status = std::atoi(s.out.c_str());
-  h.body = read_file_text(dir + "/body");
-  h.headers = read_file_text(dir + "/headers");
-  return h;
-}
-
-// A background curl that streams into a file; kill() is a client disconnect.
-class BackgroundCurl {
- public:
-  BackgroundCurl(const std::string& url, const std::string& body) {
-    dir_ = temp_dir();
-    std::ofstream(dir_ + "/req", std::ios::binary) << body;
-    pid_ = fork();
-    if (pid_ == 0) {
-      const std::string out = dir_ + "/out", req = "@" + dir_ + "/req";
-      const std::string auth = std::string("Authorization: Bearer ") + kKey;
-      execlp("curl", "curl", "-s", "-N", "--max-time", "120", "-H", auth.c_str(), "-H", "Content-Type: application/json",
-             "--data-binary", req.c_str(), "-o", out.c_str(), url.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~BackgroundCurl() { kill(); }
-  std::string output() const { return read_file_text(dir_ + "/out"); }
-  void kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
-  // Waits for curl to finish by itself; false on timeout.
-  bool wait(std::chrono::seconds timeout) {
-    const auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
-  }
-
- private:
-  std::string dir_;
-  pid_t pid_ = -1;
-};
-
-// Polls until pred(model status) holds; false after `timeout`.
-bool wait_for_model(const std::string& url, const std::string& model, const std::function<bool(const json&)>& pred,
-                    std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    Http h = curl("GET", url + "/codey/status");
-    json j = h.j();
-    if (j.is_object())
-      for (const auto& m : j["models"])
-        if (m["name"] == model && pred(m)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
 
 // The test vocabulary's end tokens (<|endoftext|>, <|im_start|>, <|im_end|>)
 // banned, so a request runs to max_tokens.
@@ -541,14 +341,6 @@ TEST(ServeQuick, ServesGgufFilesWithoutAConfig) {
   EXPECT_EQ(srv.stop(SIGINT, std::chrono::seconds(15)), 0) << srv.log();
 }
 
-uint64_t rss_kib(int pid, const char* field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.starts_with(field)) return std::strtoull(line.c_str() + std::strlen(field), nullptr, 10);
-  return 0;
-}
-
 // 8 streaming clients for CODEY_LOAD_SECONDS (default 10; the documented
 // run uses 60): every request is answered or cleanly rejected, the server
 // stays up, and memory stays within the budget.
@@ -571,13 +363,13 @@ server: {port: 0}
   std::atomic<uint64_t> peak_rss_kib{0};
   std::thread sampler([&] {
     while (!done) {
-      peak_rss_kib = std::max<uint64_t>(peak_rss_kib, rss_kib(srv.pid(), "VmRSS:"));
+      peak_rss_kib = std::max<uint64_t>(peak_rss_kib, proc_status_kib(srv.pid(), "VmRSS:"));
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   });
   Shell r = sh("node " + shell_quote(std::string(CODEY_SOURCE_DIR) + "/tests/e2e/load_test.mjs") + " --url " +
                shell_quote(srv.url()) + " --model load --clients 8 --max-tokens 64 --seconds " + std::to_string(seconds));
-  const uint64_t hwm_kib = rss_kib(srv.pid(), "VmHWM:");
+  const uint64_t hwm_kib = proc_status_kib(srv.pid(), "VmHWM:");
   Http metrics = curl("GET", srv.url() + "/metrics", "", "", false);
   done = true;
   sampler.join();
