@@ -78,7 +78,7 @@ Result<QuantizeReport> quantize_file(const QuantizeOptions& options, const Progr
 // A model shape: GGUF hyper-parameters of a real model.
 struct ModelShape {
   std::string name;
-  std::string arch;  // llama | qwen2 | gemma3
+  std::string arch;  // llama | qwen2 | gemma3 | qwen3 | qwen3moe
   int64_t n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ff = 0, n_vocab = 0, n_ctx = 0;
   int64_t head_dim = 0;  // 0: n_embd / n_head
   float rope_freq_base = 10000.0f;
@@ -87,8 +87,10 @@ struct ModelShape {
   float rope_scale_linear = 0;   // >0: rope.scaling.type linear with this factor
   bool tied_embeddings = true;
   int64_t sliding_window = 0;
+  // Mixture of experts (qwen3moe): experts per layer, routed per token, rows of one expert.
+  int64_t n_expert = 0, n_expert_used = 0, n_ff_exp = 0;
 };
-// The table of named shapes (deepseek-coder-1.3b, qwen2.5-coder-*, functiongemma-270m, ...).
+// The table of named shapes (deepseek-coder-1.3b, qwen2.5-coder-*, qwen3-*, functiongemma-270m, ...).
 std::span<const ModelShape> model_shapes();
 const ModelShape* find_model_shape(std::string_view name);
 

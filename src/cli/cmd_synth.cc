@@ -5,6 +5,7 @@
 #include "cli/command.h"
 #include "cli/progress.h"
 #include "codey/convert.h"
+#include "codey/model.h"
 
 namespace codey::cli {
 namespace {
@@ -46,7 +47,7 @@ int run(SynthCli& c) {
     s.n_ctx = 4096;
     s.n_vocab = 32000;
     if (c.arch == "gemma3") s.sliding_window = 512, s.rope_freq_base_swa = 10000.0f;
-    if (c.arch == "qwen2") s.rope_freq_base = 1000000.0f;
+    if (c.arch == "qwen2" || c.arch == "qwen3" || c.arch == "qwen3moe") s.rope_freq_base = 1000000.0f;
   }
   if (c.n_embd) s.n_embd = c.n_embd;
   if (c.n_layer) s.n_layer = c.n_layer;
@@ -75,7 +76,7 @@ int run(SynthCli& c) {
 CommandRunner setup(CLI::App& root) {
   auto c = std::make_shared<SynthCli>();
   auto* cmd = root.add_subcommand("synth", "Write a model with random weights in a real architecture's shape");
-  cmd->add_option("--arch", c->arch, "llama | qwen2 | gemma3");
+  cmd->add_option("--arch", c->arch, fmt::format("{}", fmt::join(supported_archs(), " | ")));
   cmd->add_option("--shape", c->shape, "A named shape (see --list)");
   cmd->add_flag("--list", c->list, "List the named shapes");
   cmd->add_option("--type", c->o.target, fmt::format("Tensor type or recipe: {}", fmt::join(quant_target_names(), ", ")));

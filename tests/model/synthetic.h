@@ -42,8 +42,10 @@ struct SynthSpec {
 // Logits [n_tokens][n_vocab] of a causal pass over `tokens`, from the weights
 // in the GGUF at `path` (decoded to f32 once), all math in double.
 struct ReferenceOptions {
-  bool disable_sliding_window = false;  // for sensitivity checks
+  // For sensitivity checks: each leaves out or changes one detail.
+  bool disable_sliding_window = false;
   bool swap_rope_style = false;
+  bool skip_qk_norm = false;       // qwen3, gemma3: no per-head q/k RMSNorm
 };
 
 namespace synth_detail {
@@ -250,9 +252,9 @@ inline std::vector<std::vector<float>> reference_forward(const std::string& path
             v[b] = x0 * std::sin(theta) + x1 * std::cos(theta);
           }
       };
-      if (!qn.empty())
+      if (!qn.empty() && !opt.skip_qk_norm)
         for (int64_t h = 0; h < s.n_head; ++h) rms_norm(Q[t], qn, static_cast<size_t>(h * dk), static_cast<size_t>(dk), eps);
-      if (!kn.empty())
+      if (!kn.empty() && !opt.skip_qk_norm)
         for (int64_t h = 0; h < s.n_head_kv; ++h) rms_norm(K[t], kn, static_cast<size_t>(h * dk), static_cast<size_t>(dk), eps);
       rope(Q[t], s.n_head);
       rope(K[t], s.n_head_kv);

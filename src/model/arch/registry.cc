@@ -8,10 +8,11 @@ namespace codey {
 extern const ArchSpec kArchLlama;
 extern const ArchSpec kArchQwen2;
 extern const ArchSpec kArchGemma3;
+extern const ArchSpec kArchQwen3;
 
 namespace {
 
-const ArchSpec* const kArchs[] = {&kArchLlama, &kArchQwen2, &kArchGemma3};
+const ArchSpec* const kArchs[] = {&kArchLlama, &kArchQwen2, &kArchGemma3, &kArchQwen3};
 
 }  // namespace
 
