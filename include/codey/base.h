@@ -56,12 +56,25 @@ template <class... Args>
   return std::unexpected(Error{code, fmt::format(fmt_str, std::forward<Args>(args)...)});
 }
 
-// Propagate an error from an expression returning Result/Status.
-#define CODEY_TRY(expr)                                        \
-  do {                                                         \
-    auto codey_try_result_ = (expr);                           \
-    if (!codey_try_result_) return std::unexpected(std::move(codey_try_result_.error())); \
+// Error propagation, the one family for every std::expected (Result, Status,
+// or an expected with another error type the caller's result accepts):
+//   CODEY_TRY(expr);                   return expr's error, else go on
+//   CODEY_TRY_ASSIGN(auto x, expr);    declare x = *expr, or return its error
+//   CODEY_TRY_ASSIGN(hp.n_layer, expr) assign an existing lvalue likewise
+#define CODEY_TRY(expr)                                                                   \
+  do {                                                                                    \
+    auto codey_try_result_ = (expr);                                                      \
+    if (!codey_try_result_) [[unlikely]]                                                  \
+      return std::unexpected(std::move(codey_try_result_.error()));                       \
   } while (0)
+#define CODEY_TRY_ASSIGN(lhs, expr) CODEY_TRY_ASSIGN_IMPL_(CODEY_CONCAT_(codey_try_, __COUNTER__), lhs, expr)
+#define CODEY_TRY_ASSIGN_IMPL_(tmp, lhs, expr)                                          \
+  auto tmp = (expr);                                                                      \
+  if (!tmp) [[unlikely]]                                                                  \
+    return std::unexpected(std::move(tmp.error()));                                       \
+  lhs = std::move(*tmp)
+#define CODEY_CONCAT_(a, b) CODEY_CONCAT_IMPL_(a, b)
+#define CODEY_CONCAT_IMPL_(a, b) a##b
 
 [[noreturn]] void assert_fail(const char* file, int line, const char* expr, const std::string& detail);
 

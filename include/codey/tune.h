@@ -117,6 +117,10 @@ struct TuneOptions {
   std::string sysfs_cpu_root = "/sys/devices/system/cpu";
   Settings defaults;                        // threads 0 = the machine's usable cores
   const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGINT): finish with what was measured
+  // Seconds on a monotonic clock, for the budget and every measurement;
+  // empty = the steady clock. Tests inject a virtual clock, so what fits the
+  // budget does not depend on how busy the machine is.
+  std::function<double()> clock;
   std::function<void(const Progress&)> progress;  // called on the tuning thread
 };
 

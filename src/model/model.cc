@@ -27,49 +27,42 @@ Result<int64_t> opt_int(const GgufFile& file, std::string_view suffix, int64_t d
   return static_cast<int64_t>(*v);
 }
 
-#define ASSIGN_OR_RETURN(lhs, expr)                                   \
-  do {                                                                \
-    auto codey_r_ = (expr);                                           \
-    if (!codey_r_) return std::unexpected(std::move(codey_r_.error())); \
-    lhs = *codey_r_;                                                  \
-  } while (0)
-
 Status read_common_hparams(const GgufFile& file, HParams& hp) {
-  ASSIGN_OR_RETURN(hp.n_layer, req_int(file, "block_count"));
-  ASSIGN_OR_RETURN(hp.n_embd, req_int(file, "embedding_length"));
-  ASSIGN_OR_RETURN(hp.n_ff, req_int(file, "feed_forward_length"));
-  ASSIGN_OR_RETURN(hp.n_head, req_int(file, "attention.head_count"));
-  ASSIGN_OR_RETURN(hp.n_head_kv, opt_int(file, "attention.head_count_kv", hp.n_head));
-  ASSIGN_OR_RETURN(hp.n_ctx_train, opt_int(file, "context_length", 2048));
+  CODEY_TRY_ASSIGN(hp.n_layer, req_int(file, "block_count"));
+  CODEY_TRY_ASSIGN(hp.n_embd, req_int(file, "embedding_length"));
+  CODEY_TRY_ASSIGN(hp.n_ff, req_int(file, "feed_forward_length"));
+  CODEY_TRY_ASSIGN(hp.n_head, req_int(file, "attention.head_count"));
+  CODEY_TRY_ASSIGN(hp.n_head_kv, opt_int(file, "attention.head_count_kv", hp.n_head));
+  CODEY_TRY_ASSIGN(hp.n_ctx_train, opt_int(file, "context_length", 2048));
   if (hp.n_layer <= 0 || hp.n_embd <= 0 || hp.n_ff <= 0 || hp.n_head <= 0 || hp.n_head_kv <= 0)
     return make_error(ErrorCode::kCorrupt, "hyper-parameters must be positive (layers {}, n_embd {}, n_ff {}, heads {}/{})",
                       hp.n_layer, hp.n_embd, hp.n_ff, hp.n_head, hp.n_head_kv);
   if (hp.n_head % hp.n_head_kv != 0)
     return make_error(ErrorCode::kUnsupported, "head_count {} is not a multiple of head_count_kv {}", hp.n_head,
                       hp.n_head_kv);
-  ASSIGN_OR_RETURN(hp.head_dim_k, opt_int(file, "attention.key_length", hp.n_embd / hp.n_head));
-  ASSIGN_OR_RETURN(hp.head_dim_v, opt_int(file, "attention.value_length", hp.head_dim_k));
+  CODEY_TRY_ASSIGN(hp.head_dim_k, opt_int(file, "attention.key_length", hp.n_embd / hp.n_head));
+  CODEY_TRY_ASSIGN(hp.head_dim_v, opt_int(file, "attention.value_length", hp.head_dim_k));
   if (hp.head_dim_k <= 0 || hp.head_dim_v <= 0 || hp.head_dim_k > kernels::kMaxHeadDim ||
       hp.head_dim_v > kernels::kMaxHeadDim)
     return make_error(ErrorCode::kUnsupported, "head dims {}/{} are outside 1..{}", hp.head_dim_k, hp.head_dim_v,
                       kernels::kMaxHeadDim);
-  ASSIGN_OR_RETURN(hp.rms_eps, file.get_f32_or(file.arch_key("attention.layer_norm_rms_epsilon"), 1e-5f));
+  CODEY_TRY_ASSIGN(hp.rms_eps, file.get_f32_or(file.arch_key("attention.layer_norm_rms_epsilon"), 1e-5f));
 
   int64_t n_rot = 0;
-  ASSIGN_OR_RETURN(n_rot, opt_int(file, "rope.dimension_count", hp.head_dim_k));
+  CODEY_TRY_ASSIGN(n_rot, opt_int(file, "rope.dimension_count", hp.head_dim_k));
   if (n_rot <= 0 || n_rot > hp.head_dim_k || n_rot % 2 != 0)
     return make_error(ErrorCode::kUnsupported, "rope.dimension_count {} must be even and at most the head dim {}", n_rot,
                       hp.head_dim_k);
   hp.n_rot = static_cast<int32_t>(n_rot);
-  ASSIGN_OR_RETURN(hp.rope_freq_base, file.get_f32_or(file.arch_key("rope.freq_base"), 10000.0f));
+  CODEY_TRY_ASSIGN(hp.rope_freq_base, file.get_f32_or(file.arch_key("rope.freq_base"), 10000.0f));
 
   // Rope scaling: rope.scaling.type (+ factor), or the older rope.scale_linear.
   std::string_view scaling = "none";
-  ASSIGN_OR_RETURN(scaling, file.get_string_or(file.arch_key("rope.scaling.type"), "none"));
+  CODEY_TRY_ASSIGN(scaling, file.get_string_or(file.arch_key("rope.scaling.type"), "none"));
   float factor = 0.0f;
-  ASSIGN_OR_RETURN(factor, file.get_f32_or(file.arch_key("rope.scaling.factor"), 0.0f));
+  CODEY_TRY_ASSIGN(factor, file.get_f32_or(file.arch_key("rope.scaling.factor"), 0.0f));
   float legacy_linear = 0.0f;
-  ASSIGN_OR_RETURN(legacy_linear, file.get_f32_or(file.arch_key("rope.scale_linear"), 0.0f));
+  CODEY_TRY_ASSIGN(legacy_linear, file.get_f32_or(file.arch_key("rope.scale_linear"), 0.0f));
   if (scaling == "none" && legacy_linear > 0.0f && legacy_linear != 1.0f) {
     scaling = "linear";
     factor = legacy_linear;
@@ -85,12 +78,12 @@ Status read_common_hparams(const GgufFile& file, HParams& hp) {
     hp.rope_freq_scale = 1.0f / factor;
     hp.yarn_ext_factor = 1.0f;
     int64_t orig = 0;
-    ASSIGN_OR_RETURN(orig, opt_int(file, "rope.scaling.original_context_length", hp.n_ctx_train));
+    CODEY_TRY_ASSIGN(orig, opt_int(file, "rope.scaling.original_context_length", hp.n_ctx_train));
     hp.rope_n_ctx_orig = static_cast<int32_t>(orig);
-    ASSIGN_OR_RETURN(hp.yarn_beta_fast, file.get_f32_or(file.arch_key("rope.scaling.yarn_beta_fast"), 32.0f));
-    ASSIGN_OR_RETURN(hp.yarn_beta_slow, file.get_f32_or(file.arch_key("rope.scaling.yarn_beta_slow"), 1.0f));
+    CODEY_TRY_ASSIGN(hp.yarn_beta_fast, file.get_f32_or(file.arch_key("rope.scaling.yarn_beta_fast"), 32.0f));
+    CODEY_TRY_ASSIGN(hp.yarn_beta_slow, file.get_f32_or(file.arch_key("rope.scaling.yarn_beta_slow"), 1.0f));
     float log_mul = 0.0f;
-    ASSIGN_OR_RETURN(log_mul, file.get_f32_or(file.arch_key("rope.scaling.yarn_log_multiplier"), 0.0f));
+    CODEY_TRY_ASSIGN(log_mul, file.get_f32_or(file.arch_key("rope.scaling.yarn_log_multiplier"), 0.0f));
     if (log_mul != 0.0f)
       return make_error(ErrorCode::kUnsupported, "rope.scaling.yarn_log_multiplier is not supported yet");
   } else {
@@ -99,8 +92,8 @@ Status read_common_hparams(const GgufFile& file, HParams& hp) {
   }
 
   hp.attn_scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim_k));
-  ASSIGN_OR_RETURN(hp.attn_softcap, file.get_f32_or(file.arch_key("attn_logit_softcapping"), 0.0f));
-  ASSIGN_OR_RETURN(hp.final_softcap, file.get_f32_or(file.arch_key("final_logit_softcapping"), 0.0f));
+  CODEY_TRY_ASSIGN(hp.attn_softcap, file.get_f32_or(file.arch_key("attn_logit_softcapping"), 0.0f));
+  CODEY_TRY_ASSIGN(hp.final_softcap, file.get_f32_or(file.arch_key("final_logit_softcapping"), 0.0f));
   hp.swa_layers.assign(static_cast<size_t>(hp.n_layer), false);
   return {};
 }

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "codey/quant.h"
-#include "quant/blocks.h"
+#include "codey/quant_blocks.h"
 
 namespace codey {
 namespace quant {

@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "codey/quant.h"
-#include "quant/blocks.h"
+#include "codey/quant_blocks.h"
 #include "quant/quantize_k.h"
 #include "quant/search.h"
 

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <limits>
 
-#include "quant/blocks.h"
+#include "codey/quant_blocks.h"
 #include "quant/search.h"
 
 namespace codey::quant {

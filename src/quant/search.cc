@@ -1,7 +1,7 @@
 // Scale searches shared by the quantizers (see search.h).
 #include "quant/search.h"
 
-#include "quant/blocks.h"
+#include "codey/quant_blocks.h"
 
 namespace codey::quant {
 

@@ -15,17 +15,6 @@ namespace {
 constexpr int64_t kI64Min = std::numeric_limits<int64_t>::min();
 constexpr int64_t kI64Max = std::numeric_limits<int64_t>::max();
 
-#define API_TRY_ASSIGN(var, expr)                                   \
-  auto var##_r_ = (expr);                                           \
-  if (!var##_r_) return std::unexpected(std::move(var##_r_.error())); \
-  auto var = std::move(*var##_r_)
-
-#define API_TRY(expr)                                                      \
-  do {                                                                     \
-    auto api_try_r_ = (expr);                                              \
-    if (!api_try_r_) return std::unexpected(std::move(api_try_r_.error())); \
-  } while (0)
-
 const Json* field(const Json& obj, std::string_view key) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return nullptr;
@@ -33,7 +22,7 @@ const Json* field(const Json& obj, std::string_view key) {
 }
 
 ApiResult<std::string> required_model(const Json& body) {
-  API_TRY_ASSIGN(model, read_string(body, "model", "model"));
+  CODEY_TRY_ASSIGN(auto model, read_string(body, "model", "model"));
   if (!model || model->empty()) return bad_field("model", "required: the name of a configured model");
   return *model;
 }
@@ -54,11 +43,11 @@ ApiResult<std::string> read_content(const Json& msg, const std::string& path, bo
     const Json& part = (*c)[j];
     const std::string pp = fmt::format("{}.content[{}]", path, j);
     if (!part.is_object()) return bad_field(pp, fmt::format("expected a content part object, got {}", json_type_name(part)));
-    API_TRY_ASSIGN(type, read_string(part, "type", pp + ".type"));
+    CODEY_TRY_ASSIGN(auto type, read_string(part, "type", pp + ".type"));
     if (!type) return bad_field(pp + ".type", "required (\"text\")");
     if (*type != "text")
       return bad_field(pp + ".type", fmt::format("only text content is supported, got \"{}\"", *type));
-    API_TRY_ASSIGN(text, read_string(part, "text", pp + ".text"));
+    CODEY_TRY_ASSIGN(auto text, read_string(part, "text", pp + ".text"));
     if (!text) return bad_field(pp + ".text", "required for a text part");
     if (!out.empty()) out += '\n';
     out += *text;
@@ -89,10 +78,10 @@ ApiResult<Json> read_tool_calls(const Json& msg, const std::string& path) {
     if (!call.is_object()) return bad_field(cp, fmt::format("expected an object, got {}", json_type_name(call)));
     const Json* fn = field(call, "function");
     if (!fn || !fn->is_object()) return bad_field(cp + ".function", "required: an object with name and arguments");
-    API_TRY_ASSIGN(name, read_string(*fn, "name", cp + ".function.name"));
+    CODEY_TRY_ASSIGN(auto name, read_string(*fn, "name", cp + ".function.name"));
     if (!name || name->empty()) return bad_field(cp + ".function.name", "required: the function's name");
     Json item = Json::object();
-    API_TRY_ASSIGN(id, read_string(call, "id", cp + ".id"));
+    CODEY_TRY_ASSIGN(auto id, read_string(call, "id", cp + ".id"));
     if (id) item["id"] = *id;
     item["type"] = "function";
     Json f = Json::object();
@@ -115,14 +104,14 @@ ApiResult<Json> read_tools(const Json& body) {
     const Json& tool = (*t)[i];
     const std::string p = fmt::format("tools[{}]", i);
     if (!tool.is_object()) return bad_field(p, fmt::format("expected a tool object, got {}", json_type_name(tool)));
-    API_TRY_ASSIGN(type, read_string(tool, "type", p + ".type"));
+    CODEY_TRY_ASSIGN(auto type, read_string(tool, "type", p + ".type"));
     if (type && *type != "function")
       return bad_field(p + ".type", fmt::format("only \"function\" tools are supported, got \"{}\"", *type));
     const Json* fn = field(tool, "function");
     if (!fn || !fn->is_object()) return bad_field(p + ".function", "required: an object with name, description, parameters");
-    API_TRY_ASSIGN(name, read_string(*fn, "name", p + ".function.name"));
+    CODEY_TRY_ASSIGN(auto name, read_string(*fn, "name", p + ".function.name"));
     if (!name || name->empty()) return bad_field(p + ".function.name", "required: the function's name");
-    API_TRY_ASSIGN(desc, read_string(*fn, "description", p + ".function.description"));
+    CODEY_TRY_ASSIGN(auto desc, read_string(*fn, "description", p + ".function.description"));
     Json f = Json::object();
     f["name"] = *name;
     if (desc) f["description"] = *desc;
@@ -148,23 +137,23 @@ ApiResult<Json> read_openai_messages(const Json& body) {
     const Json& msg = (*m)[i];
     const std::string p = fmt::format("messages[{}]", i);
     if (!msg.is_object()) return bad_field(p, fmt::format("expected a message object, got {}", json_type_name(msg)));
-    API_TRY_ASSIGN(role, read_string(msg, "role", p + ".role"));
+    CODEY_TRY_ASSIGN(auto role, read_string(msg, "role", p + ".role"));
     if (!role) return bad_field(p + ".role", "required: system, user, assistant or tool");
     if (*role == "developer") role = "system";  // OpenAI's newer name for system; templates know "system"
     if (*role != "system" && *role != "user" && *role != "assistant" && *role != "tool")
       return bad_field(p + ".role", fmt::format("expected system, developer, user, assistant or tool, got \"{}\"", *role));
     Json out_msg = Json::object();
     out_msg["role"] = *role;
-    API_TRY_ASSIGN(content, read_content(msg, p, *role == "assistant"));
+    CODEY_TRY_ASSIGN(auto content, read_content(msg, p, *role == "assistant"));
     out_msg["content"] = std::move(content);
-    API_TRY_ASSIGN(name, read_string(msg, "name", p + ".name"));
+    CODEY_TRY_ASSIGN(auto name, read_string(msg, "name", p + ".name"));
     if (name) out_msg["name"] = *name;
     if (*role == "assistant") {
-      API_TRY_ASSIGN(calls, read_tool_calls(msg, p));
+      CODEY_TRY_ASSIGN(auto calls, read_tool_calls(msg, p));
       if (!calls.is_null()) out_msg["tool_calls"] = std::move(calls);
     }
     if (*role == "tool") {
-      API_TRY_ASSIGN(id, read_string(msg, "tool_call_id", p + ".tool_call_id"));
+      CODEY_TRY_ASSIGN(auto id, read_string(msg, "tool_call_id", p + ".tool_call_id"));
       if (id) out_msg["tool_call_id"] = *id;
     }
     out.push_back(std::move(out_msg));
@@ -175,14 +164,14 @@ ApiResult<Json> read_openai_messages(const Json& body) {
 // Sampling fields OpenAI has, plus the llama.cpp extensions clients send to
 // local servers (top_k, min_p, repeat_penalty).
 ApiResult<void> read_openai_sampling(const Json& body, GenerateRequest& g) {
-  API_TRY_ASSIGN(temperature, read_number(body, "temperature", "temperature", 0, 2));
-  API_TRY_ASSIGN(top_p, read_number(body, "top_p", "top_p", 0, 1));
-  API_TRY_ASSIGN(presence, read_number(body, "presence_penalty", "presence_penalty", -2, 2));
-  API_TRY_ASSIGN(frequency, read_number(body, "frequency_penalty", "frequency_penalty", -2, 2));
-  API_TRY_ASSIGN(seed, read_int(body, "seed", "seed", kI64Min, kI64Max));
-  API_TRY_ASSIGN(top_k, read_int(body, "top_k", "top_k", 0, 1 << 30));
-  API_TRY_ASSIGN(min_p, read_number(body, "min_p", "min_p", 0, 1));
-  API_TRY_ASSIGN(repeat_penalty, read_number(body, "repeat_penalty", "repeat_penalty", 0, 100));
+  CODEY_TRY_ASSIGN(auto temperature, read_number(body, "temperature", "temperature", 0, 2));
+  CODEY_TRY_ASSIGN(auto top_p, read_number(body, "top_p", "top_p", 0, 1));
+  CODEY_TRY_ASSIGN(auto presence, read_number(body, "presence_penalty", "presence_penalty", -2, 2));
+  CODEY_TRY_ASSIGN(auto frequency, read_number(body, "frequency_penalty", "frequency_penalty", -2, 2));
+  CODEY_TRY_ASSIGN(auto seed, read_int(body, "seed", "seed", kI64Min, kI64Max));
+  CODEY_TRY_ASSIGN(auto top_k, read_int(body, "top_k", "top_k", 0, 1 << 30));
+  CODEY_TRY_ASSIGN(auto min_p, read_number(body, "min_p", "min_p", 0, 1));
+  CODEY_TRY_ASSIGN(auto repeat_penalty, read_number(body, "repeat_penalty", "repeat_penalty", 0, 100));
   if (temperature) g.sampling.temperature = static_cast<float>(*temperature);
   if (top_p) g.sampling.top_p = static_cast<float>(*top_p);
   if (presence) g.sampling.presence_penalty = static_cast<float>(*presence);
@@ -192,7 +181,7 @@ ApiResult<void> read_openai_sampling(const Json& body, GenerateRequest& g) {
   if (min_p) g.sampling.min_p = static_cast<float>(*min_p);
   if (repeat_penalty) g.sampling.repeat_penalty = static_cast<float>(*repeat_penalty);
 
-  API_TRY_ASSIGN(stop, read_string_list(body, "stop", "stop", kMaxStopStrings));
+  CODEY_TRY_ASSIGN(auto stop, read_string_list(body, "stop", "stop", kMaxStopStrings));
   g.stop = std::move(stop);
 
   if (const Json* bias = field(body, "logit_bias")) {
@@ -214,22 +203,22 @@ ApiResult<void> read_openai_sampling(const Json& body, GenerateRequest& g) {
 }
 
 ApiResult<void> read_openai_common(const Json& body, ParsedRequest& r) {
-  API_TRY_ASSIGN(model, required_model(body));
+  CODEY_TRY_ASSIGN(auto model, required_model(body));
   r.gen.model = std::move(model);
-  API_TRY_ASSIGN(stream, read_bool(body, "stream", "stream"));
+  CODEY_TRY_ASSIGN(auto stream, read_bool(body, "stream", "stream"));
   r.stream = stream.value_or(false);
   if (const Json* so = field(body, "stream_options")) {
     if (!so->is_object()) return bad_field("stream_options", fmt::format("expected an object, got {}", json_type_name(*so)));
-    API_TRY_ASSIGN(usage, read_bool(*so, "include_usage", "stream_options.include_usage"));
+    CODEY_TRY_ASSIGN(auto usage, read_bool(*so, "include_usage", "stream_options.include_usage"));
     r.include_usage = usage.value_or(false);
   }
-  API_TRY_ASSIGN(n, read_int(body, "n", "n", 1, 128));
+  CODEY_TRY_ASSIGN(auto n, read_int(body, "n", "n", 1, 128));
   if (n && *n != 1) return bad_field("n", fmt::format("only 1 choice per request is supported, got {}", *n));
-  API_TRY_ASSIGN(max_tokens, read_int(body, "max_tokens", "max_tokens", 1, kMaxRequestTokens));
-  API_TRY_ASSIGN(max_completion, read_int(body, "max_completion_tokens", "max_completion_tokens", 1, kMaxRequestTokens));
+  CODEY_TRY_ASSIGN(auto max_tokens, read_int(body, "max_tokens", "max_tokens", 1, kMaxRequestTokens));
+  CODEY_TRY_ASSIGN(auto max_completion, read_int(body, "max_completion_tokens", "max_completion_tokens", 1, kMaxRequestTokens));
   if (max_completion) r.gen.max_tokens = static_cast<int>(*max_completion);
   else if (max_tokens) r.gen.max_tokens = static_cast<int>(*max_tokens);
-  API_TRY(read_openai_sampling(body, r.gen));
+  CODEY_TRY(read_openai_sampling(body, r.gen));
   return {};
 }
 
@@ -256,19 +245,19 @@ ApiResult<void> read_ollama_options(const Json& body, GenerateRequest& g) {
   if (!o) return {};
   if (!o->is_object()) return bad_field("options", fmt::format("expected an object, got {}", json_type_name(*o)));
   const Json& opt = *o;
-  API_TRY_ASSIGN(num_ctx, read_int(opt, "num_ctx", "options.num_ctx", 1, kMaxRequestTokens));
+  CODEY_TRY_ASSIGN(auto num_ctx, read_int(opt, "num_ctx", "options.num_ctx", 1, kMaxRequestTokens));
   (void)num_ctx;  // the context is the model's configured one (codey.yaml ctx); a too-long prompt is a 413
-  API_TRY_ASSIGN(num_predict, read_int(opt, "num_predict", "options.num_predict", -2, kMaxRequestTokens));
+  CODEY_TRY_ASSIGN(auto num_predict, read_int(opt, "num_predict", "options.num_predict", -2, kMaxRequestTokens));
   if (num_predict && *num_predict > 0) g.max_tokens = static_cast<int>(*num_predict);  // -1, -2, 0: no limit but the context
-  API_TRY_ASSIGN(temperature, read_number(opt, "temperature", "options.temperature", 0, 100));
-  API_TRY_ASSIGN(top_k, read_int(opt, "top_k", "options.top_k", 0, 1 << 30));
-  API_TRY_ASSIGN(top_p, read_number(opt, "top_p", "options.top_p", 0, 1));
-  API_TRY_ASSIGN(min_p, read_number(opt, "min_p", "options.min_p", 0, 1));
-  API_TRY_ASSIGN(seed, read_int(opt, "seed", "options.seed", kI64Min, kI64Max));
-  API_TRY_ASSIGN(repeat_penalty, read_number(opt, "repeat_penalty", "options.repeat_penalty", 0, 100));
-  API_TRY_ASSIGN(repeat_last_n, read_int(opt, "repeat_last_n", "options.repeat_last_n", -1, 1 << 20));
-  API_TRY_ASSIGN(presence, read_number(opt, "presence_penalty", "options.presence_penalty", -100, 100));
-  API_TRY_ASSIGN(frequency, read_number(opt, "frequency_penalty", "options.frequency_penalty", -100, 100));
+  CODEY_TRY_ASSIGN(auto temperature, read_number(opt, "temperature", "options.temperature", 0, 100));
+  CODEY_TRY_ASSIGN(auto top_k, read_int(opt, "top_k", "options.top_k", 0, 1 << 30));
+  CODEY_TRY_ASSIGN(auto top_p, read_number(opt, "top_p", "options.top_p", 0, 1));
+  CODEY_TRY_ASSIGN(auto min_p, read_number(opt, "min_p", "options.min_p", 0, 1));
+  CODEY_TRY_ASSIGN(auto seed, read_int(opt, "seed", "options.seed", kI64Min, kI64Max));
+  CODEY_TRY_ASSIGN(auto repeat_penalty, read_number(opt, "repeat_penalty", "options.repeat_penalty", 0, 100));
+  CODEY_TRY_ASSIGN(auto repeat_last_n, read_int(opt, "repeat_last_n", "options.repeat_last_n", -1, 1 << 20));
+  CODEY_TRY_ASSIGN(auto presence, read_number(opt, "presence_penalty", "options.presence_penalty", -100, 100));
+  CODEY_TRY_ASSIGN(auto frequency, read_number(opt, "frequency_penalty", "options.frequency_penalty", -100, 100));
   if (temperature) g.sampling.temperature = static_cast<float>(*temperature);
   if (top_k) g.sampling.top_k = static_cast<int>(*top_k);
   if (top_p) g.sampling.top_p = static_cast<float>(*top_p);
@@ -278,15 +267,15 @@ ApiResult<void> read_ollama_options(const Json& body, GenerateRequest& g) {
   if (repeat_last_n) g.sampling.repeat_last_n = *repeat_last_n < 0 ? (1 << 20) : static_cast<int>(*repeat_last_n);
   if (presence) g.sampling.presence_penalty = static_cast<float>(*presence);
   if (frequency) g.sampling.frequency_penalty = static_cast<float>(*frequency);
-  API_TRY_ASSIGN(stop, read_string_list(opt, "stop", "options.stop", kMaxStopStrings));
+  CODEY_TRY_ASSIGN(auto stop, read_string_list(opt, "stop", "options.stop", kMaxStopStrings));
   g.stop = std::move(stop);
 
   // Sampling methods codey does not implement: fine when off.
-  API_TRY_ASSIGN(mirostat, read_int(opt, "mirostat", "options.mirostat", 0, 2));
+  CODEY_TRY_ASSIGN(auto mirostat, read_int(opt, "mirostat", "options.mirostat", 0, 2));
   if (mirostat && *mirostat != 0) return bad_field("options.mirostat", "mirostat sampling is not supported (use 0)");
-  API_TRY_ASSIGN(typical_p, read_number(opt, "typical_p", "options.typical_p", 0, 1));
+  CODEY_TRY_ASSIGN(auto typical_p, read_number(opt, "typical_p", "options.typical_p", 0, 1));
   if (typical_p && *typical_p != 1) return bad_field("options.typical_p", "typical sampling is not supported (use 1)");
-  API_TRY_ASSIGN(tfs_z, read_number(opt, "tfs_z", "options.tfs_z", 0, 1e9));
+  CODEY_TRY_ASSIGN(auto tfs_z, read_number(opt, "tfs_z", "options.tfs_z", 0, 1e9));
   if (tfs_z && *tfs_z != 1) return bad_field("options.tfs_z", "tail-free sampling is not supported (use 1)");
   // Hardware and loading knobs (num_thread, num_gpu, num_batch, use_mmap, ...)
   // belong to codey.yaml and are ignored here, as are unknown keys (Ollama too ignores them).
@@ -294,11 +283,11 @@ ApiResult<void> read_ollama_options(const Json& body, GenerateRequest& g) {
 }
 
 ApiResult<void> read_ollama_common(const Json& body, ParsedRequest& r) {
-  API_TRY_ASSIGN(model, required_model(body));
+  CODEY_TRY_ASSIGN(auto model, required_model(body));
   r.gen.model = std::move(model);
-  API_TRY_ASSIGN(stream, read_bool(body, "stream", "stream"));
+  CODEY_TRY_ASSIGN(auto stream, read_bool(body, "stream", "stream"));
   r.stream = stream.value_or(true);  // Ollama streams unless told not to
-  API_TRY_ASSIGN(keep_alive, read_keep_alive(body, "keep_alive"));
+  CODEY_TRY_ASSIGN(auto keep_alive, read_keep_alive(body, "keep_alive"));
   r.gen.keep_alive = keep_alive;
   if (const Json* f = field(body, "format")) {
     if (f->is_string()) {
@@ -311,9 +300,9 @@ ApiResult<void> read_ollama_common(const Json& body, ParsedRequest& r) {
       return bad_field("format", fmt::format("expected \"json\", got {}", json_type_name(*f)));
     }
   }
-  API_TRY_ASSIGN(think, read_bool(body, "think", "think"));
+  CODEY_TRY_ASSIGN(auto think, read_bool(body, "think", "think"));
   if (think) r.gen.template_context = Json{{"enable_thinking", *think}};
-  API_TRY(read_ollama_options(body, r.gen));
+  CODEY_TRY(read_ollama_options(body, r.gen));
   return {};
 }
 
@@ -349,11 +338,11 @@ ApiResult<ParsedRequest> parse_openai_chat(const Json& body) {
   ParsedRequest r;
   r.api = ApiKind::kOpenAi;
   r.endpoint = Endpoint::kChat;
-  API_TRY(read_openai_common(body, r));
-  API_TRY(reject_logprobs(body));
-  API_TRY_ASSIGN(messages, read_openai_messages(body));
+  CODEY_TRY(read_openai_common(body, r));
+  CODEY_TRY(reject_logprobs(body));
+  CODEY_TRY_ASSIGN(auto messages, read_openai_messages(body));
   r.gen.messages = std::move(messages);
-  API_TRY_ASSIGN(tools, read_tools(body));
+  CODEY_TRY_ASSIGN(auto tools, read_tools(body));
   if (const Json* tc = field(body, "tool_choice")) {
     if (tc->is_string() && tc->get_ref<const std::string&>() == "none") {
       tools = nullptr;
@@ -366,7 +355,7 @@ ApiResult<ParsedRequest> parse_openai_chat(const Json& body) {
   if (const Json* rf = field(body, "response_format")) {
     if (!rf->is_object())
       return bad_field("response_format", fmt::format("expected an object like {{\"type\": \"json_object\"}}, got {}", json_type_name(*rf)));
-    API_TRY_ASSIGN(type, read_string(*rf, "type", "response_format.type"));
+    CODEY_TRY_ASSIGN(auto type, read_string(*rf, "type", "response_format.type"));
     if (!type) return bad_field("response_format.type", "required: \"text\" or \"json_object\"");
     if (*type == "json_object") r.json_mode = true;
     else if (*type == "json_schema")
@@ -383,11 +372,11 @@ ApiResult<ParsedRequest> parse_openai_completion(const Json& body) {
   ParsedRequest r;
   r.api = ApiKind::kOpenAi;
   r.endpoint = Endpoint::kCompletion;
-  API_TRY(read_openai_common(body, r));
-  API_TRY(reject_logprobs(body));
-  API_TRY_ASSIGN(echo, read_bool(body, "echo", "echo"));
+  CODEY_TRY(read_openai_common(body, r));
+  CODEY_TRY(reject_logprobs(body));
+  CODEY_TRY_ASSIGN(auto echo, read_bool(body, "echo", "echo"));
   if (echo && *echo) return bad_field("echo", "echoing the prompt is not supported");
-  API_TRY_ASSIGN(best_of, read_int(body, "best_of", "best_of", 1, 128));
+  CODEY_TRY_ASSIGN(auto best_of, read_int(body, "best_of", "best_of", 1, 128));
   if (best_of && *best_of != 1) return bad_field("best_of", fmt::format("only best_of 1 is supported, got {}", *best_of));
   const Json* p = field(body, "prompt");
   if (!p) return bad_field("prompt", "required: a string (or an array of token ids)");
@@ -410,12 +399,12 @@ ApiResult<ParsedRequest> parse_openai_completion(const Json& body) {
       if (p->size() != 1) return bad_field("prompt", fmt::format("only one prompt per request is supported, got {}", p->size()));
       r.gen.prompt = first.get<std::string>();
     } else if (first.is_number()) {
-      API_TRY_ASSIGN(toks, tokens_of(*p, "prompt"));
+      CODEY_TRY_ASSIGN(auto toks, tokens_of(*p, "prompt"));
       r.gen.tokens = std::move(toks);
     } else if (first.is_array()) {
       if (p->size() != 1) return bad_field("prompt", fmt::format("only one prompt per request is supported, got {}", p->size()));
       if (first.empty()) return bad_field("prompt[0]", "expected a non-empty array of token ids");
-      API_TRY_ASSIGN(toks, tokens_of(first, "prompt[0]"));
+      CODEY_TRY_ASSIGN(auto toks, tokens_of(first, "prompt[0]"));
       r.gen.tokens = std::move(toks);
     } else {
       return bad_field("prompt[0]", fmt::format("expected a string or a token id, got {}", json_type_name(first)));
@@ -423,7 +412,7 @@ ApiResult<ParsedRequest> parse_openai_completion(const Json& body) {
   } else {
     return bad_field("prompt", fmt::format("expected a string or an array of token ids, got {}", json_type_name(*p)));
   }
-  API_TRY_ASSIGN(suffix, read_string(body, "suffix", "suffix"));
+  CODEY_TRY_ASSIGN(auto suffix, read_string(body, "suffix", "suffix"));
   if (suffix) {
     if (!r.gen.tokens.empty()) return bad_field("suffix", "fill-in-the-middle needs a text prompt, not token ids");
     r.gen.suffix = std::move(*suffix);
@@ -435,13 +424,13 @@ ApiResult<ParsedRequest> parse_ollama_generate(const Json& body) {
   ParsedRequest r;
   r.api = ApiKind::kOllama;
   r.endpoint = Endpoint::kCompletion;
-  API_TRY(read_ollama_common(body, r));
-  API_TRY(reject_images(body, "images"));
-  API_TRY_ASSIGN(prompt, read_string(body, "prompt", "prompt"));
-  API_TRY_ASSIGN(suffix, read_string(body, "suffix", "suffix"));
-  API_TRY_ASSIGN(system, read_string(body, "system", "system"));
-  API_TRY_ASSIGN(raw, read_bool(body, "raw", "raw"));
-  API_TRY_ASSIGN(templ, read_string(body, "template", "template"));
+  CODEY_TRY(read_ollama_common(body, r));
+  CODEY_TRY(reject_images(body, "images"));
+  CODEY_TRY_ASSIGN(auto prompt, read_string(body, "prompt", "prompt"));
+  CODEY_TRY_ASSIGN(auto suffix, read_string(body, "suffix", "suffix"));
+  CODEY_TRY_ASSIGN(auto system, read_string(body, "system", "system"));
+  CODEY_TRY_ASSIGN(auto raw, read_bool(body, "raw", "raw"));
+  CODEY_TRY_ASSIGN(auto templ, read_string(body, "template", "template"));
   if (templ && !templ->empty())
     return bad_field("template", "custom prompt templates are not supported; codey uses the model's chat template (or raw: true)");
   if (const Json* ctx = field(body, "context")) {
@@ -471,7 +460,7 @@ ApiResult<ParsedRequest> parse_ollama_chat(const Json& body) {
   ParsedRequest r;
   r.api = ApiKind::kOllama;
   r.endpoint = Endpoint::kChat;
-  API_TRY(read_ollama_common(body, r));
+  CODEY_TRY(read_ollama_common(body, r));
   const Json* m = field(body, "messages");
   if (m && !m->is_array()) return bad_field("messages", fmt::format("expected an array of messages, got {}", json_type_name(*m)));
   if (!m || m->empty()) {
@@ -483,25 +472,25 @@ ApiResult<ParsedRequest> parse_ollama_chat(const Json& body) {
     const Json& msg = (*m)[i];
     const std::string p = fmt::format("messages[{}]", i);
     if (!msg.is_object()) return bad_field(p, fmt::format("expected a message object, got {}", json_type_name(msg)));
-    API_TRY_ASSIGN(role, read_string(msg, "role", p + ".role"));
+    CODEY_TRY_ASSIGN(auto role, read_string(msg, "role", p + ".role"));
     if (!role) return bad_field(p + ".role", "required: system, user, assistant or tool");
     if (*role != "system" && *role != "user" && *role != "assistant" && *role != "tool")
       return bad_field(p + ".role", fmt::format("expected system, user, assistant or tool, got \"{}\"", *role));
-    API_TRY(reject_images(msg, p + ".images"));
-    API_TRY_ASSIGN(content, read_string(msg, "content", p + ".content"));
+    CODEY_TRY(reject_images(msg, p + ".images"));
+    CODEY_TRY_ASSIGN(auto content, read_string(msg, "content", p + ".content"));
     Json out_msg = Json::object();
     out_msg["role"] = *role;
     out_msg["content"] = content.value_or("");
     if (*role == "assistant") {
-      API_TRY_ASSIGN(calls, read_tool_calls(msg, p));
+      CODEY_TRY_ASSIGN(auto calls, read_tool_calls(msg, p));
       if (!calls.is_null()) out_msg["tool_calls"] = std::move(calls);
     }
-    API_TRY_ASSIGN(tool_name, read_string(msg, "tool_name", p + ".tool_name"));
+    CODEY_TRY_ASSIGN(auto tool_name, read_string(msg, "tool_name", p + ".tool_name"));
     if (tool_name) out_msg["name"] = *tool_name;
     out.push_back(std::move(out_msg));
   }
   r.gen.messages = std::move(out);
-  API_TRY_ASSIGN(tools, read_tools(body));
+  CODEY_TRY_ASSIGN(auto tools, read_tools(body));
   r.has_tools = !tools.is_null();
   r.gen.tools = std::move(tools);
   if (r.json_mode && r.has_tools) return bad_field("format", "\"json\" cannot be combined with tools");

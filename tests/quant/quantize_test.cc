@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "codey/quant.h"
+#include "codey/quant_blocks.h"
 #include "codey/tensor.h"
-#include "quant/blocks.h"
 
 namespace codey {
 namespace {

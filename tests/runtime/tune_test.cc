@@ -55,6 +55,14 @@ void expect_lines_kept(const std::string& before, const std::string& after, std:
   }
 }
 
+// A virtual clock for the sweep: every reading advances it by 1 ms, so what
+// the sweep sees of time - what fits its budget, every rate it measures - is
+// the same on an idle and on a loaded machine.
+std::function<double()> tick_clock() {
+  auto ticks = std::make_shared<std::atomic<int64_t>>(0);
+  return [ticks] { return 1e-3 * double(ticks->fetch_add(1)); };
+}
+
 int count(const std::string& s, const std::string& part) {
   int n = 0;
   for (size_t p = s.find(part); p != std::string::npos; p = s.find(part, p + 1)) ++n;
@@ -341,6 +349,7 @@ TEST(TuneSweep, CgroupQuotaBoundsThreadsAndTheConfigValues) {
   // head_dim 32: a q8_0 KV cache is possible; Q8_0 weights: a repacked layout to compare.
   o.model_path = testing::tiny_model(1, 4096, /*n_head=*/2, "Q8_0");
   o.budget = Millis(6000);
+  o.clock = tick_clock();
   o.cgroup_root = root;
   o.ttft_tokens = 512;
   auto r = run_tune(o);
@@ -373,18 +382,18 @@ TEST(TuneSweep, CgroupQuotaBoundsThreadsAndTheConfigValues) {
 
 TEST(TuneSweep, TheTimeBudgetHolds) {
   // The full sweep of this model takes far longer than 2 s at the richest
-  // sizing: the plan must shrink and the run must stop in time.
+  // sizing: the plan must shrink and the run must stop in time (on the
+  // sweep's clock, a virtual one here).
   for (double budget_s : {1.0, 2.5}) {
     TuneOptions o;
     o.model_path = testing::tiny_model(1, 4096);
     o.budget = Millis(static_cast<int64_t>(budget_s * 1000));
-    const auto t0 = Clock::now();
+    o.clock = tick_clock();
     auto r = run_tune(o);
-    const double wall = seconds_since(t0);
     ASSERT_TRUE(r.has_value()) << r.error().message;
-    EXPECT_LE(wall, budget_s + 0.25) << format_report(*r, o);
-    EXPECT_LE(r->elapsed_s, budget_s + 0.25);
-    EXPECT_FALSE(r->trials.empty());
+    EXPECT_LE(r->elapsed_s, budget_s + 0.25) << format_report(*r, o);
+    EXPECT_FALSE(r->trials.empty()) << format_report(*r, o);
+    EXPECT_EQ(r->plan.rfind("3 reps", 0), std::string::npos) << "not the richest sizing: " << r->plan;
   }
 }
 
@@ -393,15 +402,14 @@ TEST(TuneSweep, CtrlCKeepsWhatWasMeasured) {
   TuneOptions o;
   o.model_path = testing::tiny_model(1, 4096);
   o.budget = Millis(60'000);
+  o.clock = tick_clock();
   o.stop = &stop;
   std::atomic<size_t> done{0};
   o.progress = [&](const Progress& p) {
     if (p.done && ++done == 3) stop = true;  // as the SIGINT handler would
   };
-  const auto t0 = Clock::now();
   auto r = run_tune(o);
   ASSERT_TRUE(r.has_value()) << r.error().message;
-  EXPECT_LT(seconds_since(t0), 10.0);
   EXPECT_TRUE(r->interrupted);
   EXPECT_EQ(r->trials.size(), 3u);
   EXPECT_FALSE(r->skipped.empty());
@@ -451,7 +459,6 @@ models:
   EXPECT_EQ(j1["config"]["model"], "tiny");  // found by its path
   EXPECT_EQ(j1["machine"]["usable_cores"], 1);
   EXPECT_EQ(j1["chosen"]["threads"], 1);
-  EXPECT_LE(j1["elapsed_s"].get<double>(), 4.25);
   ASSERT_TRUE(j1["quant_fit"].contains("options"));
   const std::string after1 = testing::read_file_text(cfg_path);
   expect_lines_kept(original, after1);

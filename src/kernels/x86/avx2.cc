@@ -1,6 +1,7 @@
 // The AVX2 table (AVX2, FMA, F16C): 8-row integer matmul with maddubs/madd,
 // flash-style attention and 256-bit elementwise ops (get_row from ref).
 #include "kernels/x86/matmul_impl.h"
+#include "kernels/x86/attention_impl.h"
 #include "kernels/x86/ops_impl.h"
 
 namespace codey::kernels {

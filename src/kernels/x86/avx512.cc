@@ -3,6 +3,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positives in avx512fintrin.h
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include "kernels/x86/matmul_impl.h"
+#include "kernels/x86/attention_impl.h"
 #include "kernels/x86/ops_impl.h"
 
 namespace codey::kernels {

@@ -15,7 +15,7 @@
 #include "kernels/ref/ref.h"
 #include "kernels/x86/packed.h"
 #include "kernels/x86/simd.h"
-#include "quant/blocks.h"
+#include "codey/quant_blocks.h"
 
 namespace codey::kernels::x86 {
 namespace {

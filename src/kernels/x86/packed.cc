@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "codey/base.h"
-#include "quant/blocks.h"
+#include "codey/quant_blocks.h"
 
 namespace codey::kernels::x86 {
 namespace {

@@ -1,5 +1,6 @@
 // The ggml block layouts, byte for byte (ggml-common.h), as plain structs.
-// Shared by quant/ and kernels/; every size is checked against the type table.
+// Public part of the quant layer: kernels/ reads and writes these blocks;
+// every size is checked against the type table (tests/quant/dequantize_test.cc).
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,7 @@
+set(CODEY_LAYERS "low;high;mid")
+set(CODEY_LAYER_low_USES "")
+set(CODEY_LAYER_low_HEADERS "")
+set(CODEY_LAYER_high_USES "mid")
+set(CODEY_LAYER_high_HEADERS "")
+set(CODEY_LAYER_mid_USES "")
+set(CODEY_LAYER_mid_HEADERS "")

@@ -1,0 +1,2 @@
+#include "codey/low.h"
+#include "codey/high.h"

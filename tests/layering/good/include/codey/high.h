@@ -1,0 +1,2 @@
+#pragma once
+#include "codey/low.h"

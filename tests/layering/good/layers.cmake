@@ -1,0 +1,5 @@
+set(CODEY_LAYERS "low;high")
+set(CODEY_LAYER_low_USES "")
+set(CODEY_LAYER_low_HEADERS "")
+set(CODEY_LAYER_high_USES "low")
+set(CODEY_LAYER_high_HEADERS "")

@@ -1,0 +1,3 @@
+#include "codey/high.h"
+#include "helper.h"
+#include <vector>
