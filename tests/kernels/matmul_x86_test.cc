@@ -5,7 +5,9 @@
 // a token's row alone gives the bits it gives in a batch.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -170,6 +172,118 @@ TEST_P(MatmulX86, MatchesReferenceOnAwkwardShapes) {
   const auto isas = fast_isas();
   if (isas.empty()) GTEST_SKIP() << "no x86 kernel table on this CPU";
   for (auto isa : isas) check_type(type, isa, shapes_for(type));
+}
+
+// A token's outputs are bit-identical whatever the batch it is decoded in:
+// generation (a few tokens, packed weights read in place) and prompts (the
+// GEMM path) run the same float operations per token. Speculative decoding
+// relies on it: verifying drafts in one batch must give the logits that
+// decoding them one by one gives.
+TEST_P(MatmulX86, TokenResultsDoNotDependOnTheBatch) {
+  const TensorType type = GetParam();
+  const auto isas = fast_isas();
+  if (isas.empty()) GTEST_SKIP() << "no x86 kernel table on this CPU";
+  const int64_t b = type_traits(type).block_size;
+  const int64_t rows = 37, cols = b == 256 ? 512 : b == 32 ? 160 : 72, m = 24;
+  std::mt19937 rng(99);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Weights w = make_weights(type, rows, cols, rng);
+  std::vector<float> x(static_cast<size_t>(m * cols));
+  for (auto& v : x) v = nd(rng);
+  ThreadPool pool(2);
+  for (auto isa : isas) {
+    const KernelTable* kt = kernel_table(isa);
+    std::vector<uint8_t> packed = kt->repack ? kt->repack(w.m) : std::vector<uint8_t>{};
+    Matrix wm = w.m;
+    wm.packed = packed.empty() ? nullptr : packed.data();
+    const auto all = run_matmul(*kt, wm, x, m, cols, rows, pool);
+    for (int64_t n : {1, 2, 3, 5, 8, 9, 16, 17}) {
+      for (int64_t t0 = 0; t0 + n <= m; t0 += n) {
+        SCOPED_TRACE(fmt::format("{} {}: tokens {}..{} of {}", isa, type_name(type), t0, t0 + n, m));
+        const std::vector<float> xs(x.begin() + t0 * cols, x.begin() + (t0 + n) * cols);
+        const auto part = run_matmul(*kt, wm, xs, n, cols, rows, pool);
+        ASSERT_TRUE(std::equal(part.begin(), part.end(), all.begin() + t0 * rows));
+      }
+    }
+  }
+}
+
+// Blocks of extreme quants (every byte the same: 0x00, 0xFF, 0x80, ...) and
+// activations that quantize to +-127: the largest partial sums the integer
+// kernels can meet (the AVX2 path sums products in 16 bits; its bounds are
+// exact, so any overflow shows as a wrong result here).
+TEST_P(MatmulX86, ExtremeQuantsMatchReference) {
+  const TensorType type = GetParam();
+  if (!x86::packable(type)) GTEST_SKIP() << "no integer path";
+  const auto isas = fast_isas();
+  if (isas.empty()) GTEST_SKIP() << "no x86 kernel table on this CPU";
+  const auto& tt = type_traits(type);
+  // Byte offsets of the f16 fields per block: set to 1.0 / 0.5 so the
+  // scales are finite; every other byte is the pattern.
+  std::vector<int> f16_fields;
+  switch (type) {
+    case TensorType::kQ4_1: case TensorType::kQ5_1: case TensorType::kQ4_K: case TensorType::kQ5_K:
+      f16_fields = {0, 2}; break;
+    case TensorType::kQ2_K: f16_fields = {80, 82}; break;
+    case TensorType::kQ3_K: f16_fields = {108}; break;
+    case TensorType::kQ6_K: f16_fields = {208}; break;
+    default: f16_fields = {0};
+  }
+  const int64_t rows = 9, cols = tt.block_size * 2, m = 12;
+  const size_t rb = row_bytes(type, cols);
+  std::vector<uint8_t> bytes(rb * rows);
+  const uint8_t patterns[] = {0x00, 0xFF, 0x80, 0x7F, 0x55, 0xAA, 0x11, 0xEE, 0x08, 0xF7};
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* row = bytes.data() + rb * static_cast<size_t>(r);
+    for (int64_t blk = 0; blk < cols / tt.block_size; ++blk) {
+      uint8_t* p = row + static_cast<size_t>(blk) * tt.block_bytes;
+      std::memset(p, patterns[(r + blk) % std::size(patterns)], tt.block_bytes);
+      for (size_t f = 0; f < f16_fields.size(); ++f) {
+        const uint16_t h = fp32_to_fp16(f == 0 ? 1.0f : 0.5f);
+        std::memcpy(p + f16_fields[f], &h, 2);
+      }
+    }
+  }
+  Matrix w{type, rows, cols, bytes.data(), rb, nullptr};
+  // Activations at full scale: every element +-1 (so it quantizes to +-127),
+  // signs per token: all +, all -, alternating pairs, random.
+  std::mt19937 rng(5);
+  std::vector<float> x(static_cast<size_t>(m * cols));
+  for (int64_t t = 0; t < m; ++t)
+    for (int64_t k = 0; k < cols; ++k) {
+      float s = 1.0f;
+      switch (t % 4) {
+        case 1: s = -1.0f; break;
+        case 2: s = (k / 2) % 2 ? -1.0f : 1.0f; break;
+        case 3: s = rng() % 2 ? -1.0f : 1.0f; break;
+      }
+      x[static_cast<size_t>(t * cols + k)] = s;
+    }
+  ThreadPool pool(2);
+  const auto ref = run_matmul(ref_kernel_table(), w, x, m, cols, rows, pool);
+  std::vector<double> ref_d(ref.begin(), ref.end()), mag(ref.size());
+  std::vector<float> wf(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    ref_decode_row(type, w.row(r), wf.data(), cols);
+    for (int64_t t = 0; t < m; ++t) {
+      double a = 0.0;
+      for (int64_t k = 0; k < cols; ++k) a += std::fabs(double(wf[static_cast<size_t>(k)]) * x[static_cast<size_t>(t * cols + k)]);
+      mag[static_cast<size_t>(t * rows + r)] = a;
+    }
+  }
+  for (auto isa : isas) {
+    SCOPED_TRACE(std::string(isa));
+    const KernelTable* kt = kernel_table(isa);
+    const auto packed = kt->repack(w);
+    Matrix wm = w;
+    wm.packed = packed.data();
+    for (int64_t n : {int64_t{1}, m}) {  // generation and GEMM paths
+      const std::vector<float> xs(x.begin(), x.begin() + n * cols);
+      const auto y = run_matmul(*kt, wm, xs, n, cols, rows, pool);
+      EXPECT_LT(rel_err(y, std::vector<double>(ref_d.begin(), ref_d.begin() + n * rows), mag, n, rows, rows), 1e-6)
+          << n << " tokens";
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, MatmulX86,

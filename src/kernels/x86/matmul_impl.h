@@ -27,9 +27,13 @@ namespace {
 //   s32  [K/32]  int32 sum of qs over the block (offset terms: -beta * s32)
 //   sa32 [K/32]  f32 d * s32 (min terms of asymmetric weight types)
 //   s16  [K/16]  int32 sum over 16 elements, sa16 [K/16] f32 d * s16
+// and for the AVX2 16-bit path (gemm_i16.h, act_extras_row):
+//   bs16h [K/16], bs32h [K/32]  int16 sums over 16 / 32 elements
+//   beta  [K/32 * 2]            int32: offset starting values per group
 struct ActLayout {
   int64_t k = 0, nb = 0;
   size_t off_d = 0, off_s32 = 0, off_sa32 = 0, off_s16 = 0, off_sa16 = 0, stride = 0;
+  size_t off_bs16h = 0, off_bs32h = 0, off_beta = 0;
 
   explicit ActLayout(int64_t k_) : k(k_), nb(k_ / 32) {
     const auto n = static_cast<size_t>(nb);
@@ -38,7 +42,10 @@ struct ActLayout {
     off_sa32 = off_s32 + 4 * n;
     off_s16 = off_sa32 + 4 * n;
     off_sa16 = off_s16 + 8 * n;
-    stride = (off_sa16 + 8 * n + 63) & ~size_t{63};
+    off_bs16h = off_sa16 + 8 * n;
+    off_bs32h = off_bs16h + 4 * n;
+    off_beta = off_bs32h + 2 * n;
+    stride = (off_beta + 8 * n + 63) & ~size_t{63};
   }
 };
 
@@ -145,9 +152,9 @@ inline void round_act_row(const float* x, float* out, int64_t k, TensorType type
 
 // ---------------------------------------------------------------------------
 // Weight types. Each describes one record (ggml block / super-block) of a
-// packed group: unpack() yields, for unit u (32 elements), 8 vectors w[g]
-// whose lane j holds elements 4g..4g+3 of row j as bytes; Meta gives the f32
-// scale per row (per 16 elements when kHalves) and the min term (kMin).
+// packed group: w1(q, u, g) yields vector g (0..7) of unit u (32 elements),
+// whose lane j holds elements 4g..4g+3 of the unit in row j as bytes; Meta gives the f32 scale per row (per 16 elements
+// when kHalves) and the min term (kMin).
 //   value = scale * (w - kBeta) [+ min]   (kSigned: w is the signed value)
 
 template <class S>
@@ -155,14 +162,11 @@ inline typename S::I vec(const uint8_t* q, int v) {
   return S::load(q + static_cast<size_t>(v) * 4 * S::R);
 }
 
+// 16 quant bytes from vector v0 on: low nibbles are g 0..3, high nibbles 4..7.
 template <class S>
-inline void unpack_nib16(const uint8_t* q, int v0, typename S::I* w) {  // 16 bytes: lo = g 0..3, hi = 4..7
-  const auto m = S::c8(0x0F);
-  for (int i = 0; i < 4; ++i) {
-    const auto x = vec<S>(q, v0 + i);
-    w[i] = S::and_(x, m);
-    w[i + 4] = S::and_(S::template shr<4>(x), m);
-  }
+CODEY_ALWAYS_INLINE typename S::I nib16(const uint8_t* q, int v0, int g) {
+  const auto x = vec<S>(q, v0 + (g & 3));
+  return S::and_(g < 4 ? x : S::template shr<4>(x), S::c8(0x0F));
 }
 
 template <class S>
@@ -186,7 +190,7 @@ struct PQ4_0 {
   template <class S>
   using Meta = MetaD<S>;
   template <class S>
-  static void unpack(const uint8_t* q, int, typename S::I* w) { unpack_nib16<S>(q, 0, w); }
+  CODEY_ALWAYS_INLINE static typename S::I w1(const uint8_t* q, int, int g) { return nib16<S>(q, 0, g); }
 };
 
 struct PQ4_1 : PQ4_0 {
@@ -196,18 +200,16 @@ struct PQ4_1 : PQ4_0 {
   using Meta = MetaDM<S>;
 };
 
+// Q5_0 / Q5_1: nibbles, and the 5th bit of element e at bit e of the row's
+// qh (vector 4, lane j = row j's 4 qh bytes).
 template <class S>
-inline void unpack_q5_32(const uint8_t* q, typename S::I* w) {
-  unpack_nib16<S>(q, 0, w);
-  const auto h = vec<S>(q, 4);  // lane j: row j's qh, bit e = 5th bit of element e
-  const auto v16 = S::c8(0x10);
-  for (int g = 0; g < 8; ++g) {
-    const int b = g >> 1;  // byte of qh holding elements 4g..4g+3
-    const auto idx = S::bcast128(_mm_setr_epi8(b, b, b, b, 4 + b, 4 + b, 4 + b, 4 + b, 8 + b, 8 + b, 8 + b, 8 + b,
-                                               12 + b, 12 + b, 12 + b, 12 + b));
-    const auto pat = S::set1((g & 1) ? static_cast<int32_t>(0x80402010u) : 0x08040201);
-    w[g] = S::or_if(w[g], S::shuffle8(h, idx), pat, v16);
-  }
+CODEY_ALWAYS_INLINE typename S::I q5_32(const uint8_t* q, int g) {
+  const auto h = vec<S>(q, 4);
+  const int b = g >> 1;  // byte of qh holding elements 4g..4g+3
+  const auto idx = S::bcast128(_mm_setr_epi8(b, b, b, b, 4 + b, 4 + b, 4 + b, 4 + b, 8 + b, 8 + b, 8 + b, 8 + b, 12 + b,
+                                             12 + b, 12 + b, 12 + b));
+  const auto pat = S::set1((g & 1) ? static_cast<int32_t>(0x80402010u) : 0x08040201);
+  return S::or_if(nib16<S>(q, 0, g), S::shuffle8(h, idx), pat, S::c8(0x10));
 }
 
 struct PQ5_0 {
@@ -216,7 +218,7 @@ struct PQ5_0 {
   template <class S>
   using Meta = MetaD<S>;
   template <class S>
-  static void unpack(const uint8_t* q, int, typename S::I* w) { unpack_q5_32<S>(q, w); }
+  CODEY_ALWAYS_INLINE static typename S::I w1(const uint8_t* q, int, int g) { return q5_32<S>(q, g); }
 };
 
 struct PQ5_1 : PQ5_0 {
@@ -232,9 +234,7 @@ struct PQ8_0 {
   template <class S>
   using Meta = MetaD<S>;
   template <class S>
-  static void unpack(const uint8_t* q, int, typename S::I* w) {
-    for (int g = 0; g < 8; ++g) w[g] = vec<S>(q, g);
-  }
+  CODEY_ALWAYS_INLINE static typename S::I w1(const uint8_t* q, int, int g) { return vec<S>(q, g); }
 };
 
 template <class S>
@@ -248,10 +248,8 @@ struct PIQ4_NL {
   template <class S>
   using Meta = MetaD<S>;
   template <class S>
-  static void unpack(const uint8_t* q, int, typename S::I* w) {
-    unpack_nib16<S>(q, 0, w);
-    const auto t = iq4_table<S>();
-    for (int g = 0; g < 8; ++g) w[g] = S::shuffle8(t, w[g]);
+  CODEY_ALWAYS_INLINE static typename S::I w1(const uint8_t* q, int, int g) {
+    return S::shuffle8(iq4_table<S>(), nib16<S>(q, 0, g));
   }
 };
 
@@ -270,13 +268,9 @@ struct PQ4_K {
   using Meta = MetaK45<S>;
   // Bytes 32p + l: element 64p + l (low nibble), 64p + 32 + l (high).
   template <class S>
-  static void unpack(const uint8_t* q, int u, typename S::I* w) {
-    const auto m = S::c8(0x0F);
-    const int p = u >> 1;
-    for (int i = 0; i < 8; ++i) {
-      const auto x = vec<S>(q, 8 * p + i);
-      w[i] = (u & 1) ? S::and_(S::template shr<4>(x), m) : S::and_(x, m);
-    }
+  CODEY_ALWAYS_INLINE static typename S::I w1(const uint8_t* q, int u, int g) {
+    const auto x = vec<S>(q, 8 * (u >> 1) + g);
+    return S::and_((u & 1) ? S::template shr<4>(x) : x, S::c8(0x0F));
   }
 };
 
@@ -284,10 +278,8 @@ struct PQ5_K : PQ4_K {
   static constexpr int kQsBytes = 160;
   // As Q4_K; the 5th bit of element 32u + l is bit u of qh[l] (vectors 32..39).
   template <class S>
-  static void unpack(const uint8_t* q, int u, typename S::I* w) {
-    PQ4_K::template unpack<S>(q, u, w);
-    const auto v16 = S::c8(0x10);
-    for (int i = 0; i < 8; ++i) w[i] = S::or_masked(w[i], S::template shl<4>(S::shr_var(vec<S>(q, 32 + i), u)), v16);
+  CODEY_ALWAYS_INLINE static typename S::I w1(const uint8_t* q, int u, int g) {
+    return S::or_masked(PQ4_K::template w1<S>(q, u, g), S::template shl<4>(S::shr_var(vec<S>(q, 32 + g), u)), S::c8(0x10));
   }
 };
 
@@ -307,15 +299,12 @@ struct PQ6_K {
   // (k = 0 low, 2 high) or ql[64h + 32 + l] (k = 1 low, 3 high); top 2 bits
   // at bit 2k of qh[32h + l] (qh vectors start at 32).
   template <class S>
-  static void unpack(const uint8_t* q, int u, typename S::I* w) {
-    const auto m = S::c8(0x0F), m30 = S::c8(0x30);
+  CODEY_ALWAYS_INLINE static typename S::I w1(const uint8_t* q, int u, int g) {
     const int h = u >> 2, k = u & 3;
-    for (int i = 0; i < 8; ++i) {
-      const auto x = vec<S>(q, 16 * h + 8 * (k & 1) + i);
-      const auto nib = k < 2 ? S::and_(x, m) : S::and_(S::template shr<4>(x), m);
-      const auto hb = S::template shl<4>(S::shr_var(vec<S>(q, 32 + 8 * h + i), 2 * k));
-      w[i] = S::or_masked(nib, hb, m30);
-    }
+    const auto x = vec<S>(q, 16 * h + 8 * (k & 1) + g);
+    const auto nib = S::and_(k < 2 ? x : S::template shr<4>(x), S::c8(0x0F));
+    const auto hb = S::template shl<4>(S::shr_var(vec<S>(q, 32 + 8 * h + g), 2 * k));
+    return S::or_masked(nib, hb, S::c8(0x30));
   }
 };
 
@@ -327,13 +316,10 @@ struct PQ3_K {
   // Unit u = 4h + k: 2 low bits at bit 2k of qs[32h + l] (vectors 8..23),
   // 3rd bit at bit u of hmask[l] (vectors 0..7); value = q - 4.
   template <class S>
-  static void unpack(const uint8_t* q, int u, typename S::I* w) {
-    const auto m3 = S::c8(0x03), m4 = S::c8(0x04);
+  CODEY_ALWAYS_INLINE static typename S::I w1(const uint8_t* q, int u, int g) {
     const int h = u >> 2, k = u & 3;
-    for (int i = 0; i < 8; ++i) {
-      const auto lo = S::and_(S::shr_var(vec<S>(q, 8 + 8 * h + i), 2 * k), m3);
-      w[i] = S::or_masked(lo, S::template shl<2>(S::shr_var(vec<S>(q, i), u)), m4);
-    }
+    const auto lo = S::and_(S::shr_var(vec<S>(q, 8 + 8 * h + g), 2 * k), S::c8(0x03));
+    return S::or_masked(lo, S::template shl<2>(S::shr_var(vec<S>(q, g), u)), S::c8(0x04));
   }
 };
 
@@ -355,10 +341,9 @@ struct PQ2_K {
   template <class S>
   using Meta = MetaQ2<S>;
   template <class S>
-  static void unpack(const uint8_t* q, int u, typename S::I* w) {
-    const auto m3 = S::c8(0x03);
+  CODEY_ALWAYS_INLINE static typename S::I w1(const uint8_t* q, int u, int g) {
     const int h = u >> 2, k = u & 3;
-    for (int i = 0; i < 8; ++i) w[i] = S::and_(S::shr_var(vec<S>(q, 8 * h + i), 2 * k), m3);
+    return S::and_(S::shr_var(vec<S>(q, 8 * h + g), 2 * k), S::c8(0x03));
   }
 };
 
@@ -368,10 +353,8 @@ struct PIQ4_XS {
   template <class S>
   using Meta = MetaS8<S>;
   template <class S>
-  static void unpack(const uint8_t* q, int u, typename S::I* w) {
-    unpack_nib16<S>(q, 4 * u, w);
-    const auto t = iq4_table<S>();
-    for (int g = 0; g < 8; ++g) w[g] = S::shuffle8(t, w[g]);
+  CODEY_ALWAYS_INLINE static typename S::I w1(const uint8_t* q, int u, int g) {
+    return S::shuffle8(iq4_table<S>(), nib16<S>(q, 4 * u, g));
   }
 };
 
@@ -413,7 +396,7 @@ void tile(const uint8_t* grp, int64_t n_rec, const ActLayout& L, const uint8_t* 
         for (int off = 0; off < kPerUnit; off += kLine) _mm_prefetch(reinterpret_cast<const char*>(pf + off), _MM_HINT_T0);
       }
       I w[8];
-      P::template unpack<S>(q, u, w);
+      for (int g = 0; g < 8; ++g) w[g] = P::template w1<S>(q, u, g);
       if constexpr (P::kSigned && S::kVnni)
         for (int g = 0; g < 8; ++g) w[g] = S::xor_(w[g], S::c8(0x80));
       const int64_t ab = b * P::kUnits + u;  // activation block of 32
@@ -478,11 +461,7 @@ constexpr size_t kChunkBytes = 192 * 1024;
 inline size_t act_bytes(int64_t m, int64_t k) { return static_cast<size_t>(m) * ActLayout(k).stride; }
 
 template <class S>
-size_t q_workspace(TensorType type, int64_t m, int64_t k, int n_threads) {
-  if (!packable(type)) return 64;
-  if (k % packed_format(type).block != 0) return 64;
-  return act_bytes(m, k) + static_cast<size_t>(n_threads) * kMaxChunkGroups * packed_group_bytes(type, k, S::R) + 128;
-}
+size_t q_workspace(TensorType type, int64_t m, int64_t k, int n_threads);
 
 inline uint8_t* align64(uint8_t* p) {
   return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
@@ -499,9 +478,18 @@ inline void quantize_acts(const float* x, int64_t m, int64_t ldx, const ActLayou
   });
 }
 
+}  // namespace
+}  // namespace codey::kernels::x86
+
+#include "kernels/x86/gemm_i16.h"  // the AVX2 path, built on the definitions above
+
+namespace codey::kernels::x86 {
+namespace {
+
+// VNNI: dpbusd accumulates bytes into int32 directly.
 template <class S, class P>
-void matmul_typed(const Matrix& w, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
-                  std::span<uint8_t> workspace, ThreadPool& pool) {
+void matmul_dpbusd(const Matrix& w, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
+                   std::span<uint8_t> workspace, ThreadPool& pool) {
   constexpr int R = S::R;
   const int64_t k = w.cols;
   const PackedFormat fmt = packed_format(w.type);
@@ -560,6 +548,45 @@ void matmul_typed(const Matrix& w, const float* x, int64_t m, int64_t ldx, float
       }
     }
   });
+}
+
+// Calls fn(P{}) with the packed weight type of `type` (which must be packable).
+template <class Fn>
+decltype(auto) with_packed_type(TensorType type, Fn&& fn) {
+  switch (type) {
+    case TensorType::kQ4_0: return fn(PQ4_0{});
+    case TensorType::kQ4_1: return fn(PQ4_1{});
+    case TensorType::kQ5_0: return fn(PQ5_0{});
+    case TensorType::kQ5_1: return fn(PQ5_1{});
+    case TensorType::kQ8_0: return fn(PQ8_0{});
+    case TensorType::kIQ4_NL: return fn(PIQ4_NL{});
+    case TensorType::kQ2_K: return fn(PQ2_K{});
+    case TensorType::kQ3_K: return fn(PQ3_K{});
+    case TensorType::kQ4_K: return fn(PQ4_K{});
+    case TensorType::kQ5_K: return fn(PQ5_K{});
+    case TensorType::kQ6_K: return fn(PQ6_K{});
+    case TensorType::kIQ4_XS: return fn(PIQ4_XS{});
+    default: CODEY_ASSERT(!"with_packed_type: type has no packed format");
+  }
+  return fn(PQ4_0{});
+}
+
+template <class S>
+size_t q_workspace(TensorType type, int64_t m, int64_t k, int n_threads) {
+  if (!packable(type)) return 64;
+  if (k % packed_format(type).block != 0) return 64;
+  if constexpr (!S::kVnni)
+    return with_packed_type(type, [&](auto p) { return i16_workspace<decltype(p)>(type, m, k, n_threads); });
+  return act_bytes(m, k) + static_cast<size_t>(n_threads) * kMaxChunkGroups * packed_group_bytes(type, k, S::R) + 128;
+}
+
+template <class S, class P>
+void matmul_typed(const Matrix& w, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
+                  std::span<uint8_t> workspace, ThreadPool& pool) {
+  if constexpr (S::kVnni)
+    matmul_dpbusd<S, P>(w, x, m, ldx, y, ldy, workspace, pool);
+  else  // AVX2: int16 sums (gemm_i16.h)
+    matmul_i16<P>(w, x, m, ldx, y, ldy, workspace, pool);
 }
 
 // F32 / F16 / BF16 weights: f32 FMA over rows, up to 4 tokens per pass so
