@@ -90,6 +90,25 @@ void BM_Matmul(benchmark::State& state, std::string isa, TensorType type, int64_
   state.counters["tok/s"] = benchmark::Counter(iters * static_cast<double>(m), benchmark::Counter::kIsRate);
 }
 
+// The table's int8 multiply-accumulate peak on every pool thread
+// (KernelTable::int8_peak): the matmuls' GOP/s divided by this is their
+// share of what the instructions can do, measured in the same run.
+void BM_Int8Peak(benchmark::State& state, std::string isa) {
+  const KernelTable* kt = kernel_table(isa);
+  if (!kt || !kt->int8_peak) {
+    state.SkipWithError("no int8 peak for this ISA");
+    return;
+  }
+  constexpr int64_t kIters = 1'000'000;
+  double ops = 0.0;
+  for (auto _ : state) {
+    std::vector<double> per(static_cast<size_t>(pool().n_threads()));
+    pool().parallel_for(pool().n_threads(), 1, [&](int64_t i0, int64_t, int) { per[static_cast<size_t>(i0)] = kt->int8_peak(kIters); });
+    for (double o : per) ops += o;
+  }
+  state.counters["GOP/s"] = benchmark::Counter(ops / 1e9, benchmark::Counter::kIsRate);
+}
+
 void BM_Attention(benchmark::State& state, std::string isa, TensorType kv_type, int64_t n_head, int64_t n_head_kv,
                   int64_t dk, bool from_dram) {
   const KernelTable* kt = kernel_table(isa);
@@ -213,6 +232,7 @@ void register_all() {
   };
   for (auto isa : available_isas()) {
     const std::string is(isa);
+    if (is != "ref") benchmark::RegisterBenchmark(("int8_peak/" + is).c_str(), BM_Int8Peak, is)->UseRealTime();
     for (const Shape& s : shapes) {
       auto* b = benchmark::RegisterBenchmark(("matmul/" + is + "/" + s.name).c_str(), BM_Matmul, is, s.type, s.rows,
                                              s.cols);

@@ -146,6 +146,12 @@ struct KernelTable {
   void (*get_row)(TensorType type, const void* src, float* dst, int64_t n) = nullptr;
   // Encodes one row into the KV cache's type (kF16 or kQ8_0).
   void (*store_row)(TensorType type, const float* src, void* dst, int64_t n) = nullptr;
+
+  // Optional (benchmarks): runs `iters` iterations of the table's widest int8
+  // multiply-accumulate in independent chains on the calling thread and
+  // returns the ops done (2 per byte product): time it for the int8 peak the
+  // matmuls are compared with. nullptr for tables without one (ref).
+  double (*int8_peak)(int64_t iters) = nullptr;
 };
 
 // The plain scalar table (always available).

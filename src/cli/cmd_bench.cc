@@ -139,63 +139,21 @@ double measure_read_gbps(int n_threads) {
   return best;
 }
 
-// int8 dot-product peak of n threads for the kernel table in use: the widest
-// int8 multiply-accumulate the table's instruction set has, in independent
-// chains. AVX-512: vpdpbusd zmm (64 u8 x s8 products summed into int32).
-// AVX2: vpmaddubsw ymm (32 products summed pairwise into int16), each result
-// added once with vpaddw - the least work any dot product must do per
-// vpmaddubsw, so no AVX2 kernel can exceed it (kernels that widen every result
-// with vpmaddwd run at most at about half of it on 3-port Intel cores and Zen
-// 3 alike). Every instruction gets its own operands, hidden from the compiler
-// each iteration, so none can be hoisted or merged: an earlier version reused
-// one maddubs+madd result for all 8 accumulators and measured vpaddd instead.
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) double int8_ops_vnni(int64_t iters) {
-  __m512i acc[12];
-  for (int j = 0; j < 12; ++j) acc[j] = _mm512_set1_epi32(j);
-  __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(5);
-  for (int64_t i = 0; i < iters; ++i) {
-    for (int j = 0; j < 12; ++j) acc[j] = _mm512_dpbusd_epi32(acc[j], a, b);
-    asm volatile("" : "+v"(a), "+v"(b));
-  }
-  int32_t s = 0;
-  for (int j = 0; j < 12; ++j) s += _mm512_reduce_add_epi32(acc[j]);
-  asm volatile("" ::"r"(s));
-  return static_cast<double>(iters) * 12 * 64 * 2;
-}
-
-__attribute__((target("avx2"))) double int8_ops_avx2(int64_t iters) {
-  // 2 x 4 operand pairs: 8 distinct vpmaddubsw per iteration, 4 int16 chains.
-  __m256i acc[4], a[2], b[4];
-  for (int j = 0; j < 4; ++j) {
-    acc[j] = _mm256_set1_epi16(static_cast<short>(j));
-    b[j] = _mm256_set1_epi8(static_cast<char>(5 + j));
-  }
-  a[0] = _mm256_set1_epi8(3);
-  a[1] = _mm256_set1_epi8(7);
-  for (int64_t i = 0; i < iters; ++i) {
-    for (int h = 0; h < 2; ++h)
-      for (int j = 0; j < 4; ++j) acc[j] = _mm256_add_epi16(acc[j], _mm256_maddubs_epi16(a[h], b[j]));
-    asm volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(b[0]), "+x"(b[1]), "+x"(b[2]), "+x"(b[3]));
-  }
-  int32_t s = 0;
-  for (int j = 0; j < 4; ++j) s += _mm256_extract_epi32(acc[j], 0);
-  asm volatile("" ::"r"(s));
-  return static_cast<double>(iters) * 8 * 32 * 2;
-}
-
-// `isa` is the kernel table's name: "avx2" measures the AVX2 peak even on a
-// CPU with AVX-512 (CODEY_ISA=avx2 runs are compared with what AVX2 can do);
-// otherwise the best the CPU has.
-double measure_int8_gops(int n_threads, std::string_view isa) {
-  const auto& f = cpu_features();
-  const bool vnni = isa != "avx2" && f.avx512f && f.avx512bw && f.avx512vnni;
-  if (!vnni && !f.avx2) return 0.0;
-  const int64_t iters = vnni ? 4'000'000 : 8'000'000;
+// int8 dot-product peak of n threads for the kernel table in use (its
+// widest multiply-accumulate, KernelTable::int8_peak: vpdpbusd zmm for
+// avx512, vpmaddubsw ymm + vpaddw for avx2, so that CODEY_ISA=avx2 on an
+// AVX-512 CPU is compared with what AVX2 can do); the ref table is compared
+// with the best table the CPU has.
+double measure_int8_gops(int n_threads) {
+  const kernels::KernelTable* kt = &kernels::kernels();
+  if (!kt->int8_peak) kt = kernels::kernel_table(kernels::available_isas().back());
+  if (!kt || !kt->int8_peak) return 0.0;
+  constexpr int64_t kIters = 4'000'000;
   double best = 0.0;
   for (int pass = 0; pass < 3; ++pass) {
     std::atomic<double> ops{0.0};
     const double s = run_threads(n_threads, [&](int) {
-      const double o = vnni ? int8_ops_vnni(iters) : int8_ops_avx2(iters);
+      const double o = kt->int8_peak(kIters);
       double cur = ops.load();
       while (!ops.compare_exchange_weak(cur, cur + o)) {
       }
@@ -582,7 +540,7 @@ int run_bench(const BenchOptions& o) {
       if (it == limits.end()) {
         Limits l;
         l.read_gbps = measure_read_gbps(r.n_threads);
-        l.int8_gops = measure_int8_gops(r.n_threads, r.isa);
+        l.int8_gops = measure_int8_gops(r.n_threads);
         it = limits.emplace(r.n_threads, l).first;
       }
       r.lim = it->second;

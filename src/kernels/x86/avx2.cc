@@ -3,6 +3,7 @@
 #include "kernels/x86/matmul_impl.h"
 #include "kernels/x86/attention_impl.h"
 #include "kernels/x86/ops_impl.h"
+#include "kernels/x86/peak_impl.h"
 
 namespace codey::kernels {
 
@@ -20,6 +21,7 @@ const KernelTable& avx2_kernel_table() {
     t.geglu = x86::geglu_impl<x86::Ymm>;
     t.softmax = x86::softmax_impl<x86::Ymm>;
     t.store_row = x86::store_row_impl<x86::Ymm>;
+    t.int8_peak = x86::int8_peak_impl<x86::Ymm>;
     return t;
   }();
   return table;

@@ -5,6 +5,7 @@
 #include "kernels/x86/matmul_impl.h"
 #include "kernels/x86/attention_impl.h"
 #include "kernels/x86/ops_impl.h"
+#include "kernels/x86/peak_impl.h"
 
 namespace codey::kernels {
 
@@ -22,6 +23,7 @@ const KernelTable& avx512_kernel_table() {
     t.geglu = x86::geglu_impl<x86::Zmm>;
     t.softmax = x86::softmax_impl<x86::Zmm>;
     t.store_row = x86::store_row_impl<x86::Zmm>;
+    t.int8_peak = x86::int8_peak_impl<x86::Zmm>;
     return t;
   }();
   return table;
