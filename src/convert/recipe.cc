@@ -23,7 +23,7 @@ struct TargetDef {
 
 // llama_ftype ids: F32 0, F16 1, Q4_0 2, Q4_1 3, Q8_0 7, Q5_0 8, Q5_1 9, Q2_K 10,
 // Q3_K_S 11, Q3_K_M 12, Q3_K_L 13, Q4_K_S 14, Q4_K_M 15, Q5_K_S 16, Q5_K_M 17,
-// Q6_K 18, IQ4_NL 25, BF16 32.
+// Q6_K 18, IQ4_NL 25, IQ4_XS 30, BF16 32.
 constexpr TargetDef kTargets[] = {
     {"F32", T::kF32, 0, false},       {"F16", T::kF16, 1, false},       {"BF16", T::kBF16, 32, false},
     {"Q4_0", T::kQ4_0, 2, true},      {"Q4_1", T::kQ4_1, 3, true},      {"Q5_0", T::kQ5_0, 8, true},
@@ -31,6 +31,7 @@ constexpr TargetDef kTargets[] = {
     {"Q3_K_S", T::kQ3_K, 11, true},   {"Q3_K_M", T::kQ3_K, 12, true},   {"Q3_K_L", T::kQ3_K, 13, true},
     {"Q4_K_S", T::kQ4_K, 14, true},   {"Q4_K_M", T::kQ4_K, 15, true},   {"Q5_K_S", T::kQ5_K, 16, true},
     {"Q5_K_M", T::kQ5_K, 17, true},   {"Q6_K", T::kQ6_K, 18, true},     {"IQ4_NL", T::kIQ4_NL, 25, true},
+    {"IQ4_XS", T::kIQ4_XS, 30, true},
     // Single K-quant types without a recipe ("pure"): every weight in this type.
     {"Q3_K", T::kQ3_K, 12, false},    {"Q4_K", T::kQ4_K, 15, false},    {"Q5_K", T::kQ5_K, 17, false},
 };
@@ -113,6 +114,7 @@ std::optional<QuantRecipe::Choice> QuantRecipe::choose(std::string_view name, st
       if (ft == "Q2_K") type = ctx_.n_gqa >= 4 ? T::kQ4_K : T::kQ3_K;
       else if (ft == "Q3_K_M") type = i < 2 ? T::kQ5_K : T::kQ4_K;
       else if (ft == "Q3_K_L") type = T::kQ5_K;
+      else if ((ft == "IQ4_NL" || ft == "IQ4_XS") && ctx_.n_gqa >= 4) type = T::kQ5_K;
       else if ((ft == "Q4_K_M" || ft == "Q5_K_M") && use_more_bits(i, n)) type = T::kQ6_K;
       else if (ft == "Q4_K_S" && i < 4) type = T::kQ5_K;
     } else if (contains(name, "ffn_down")) {
@@ -123,7 +125,8 @@ std::optional<QuantRecipe::Choice> QuantRecipe::choose(std::string_view name, st
       else if (ft == "Q4_K_M") {
         if (falcon) type = i < n / 16 ? T::kQ6_K : use_more_bits(i, n) ? T::kQ5_K : T::kQ4_K;
         else if (use_more_bits(i, n)) type = T::kQ6_K;
-      } else if (ft == "Q5_K_M" && use_more_bits(i, n)) type = T::kQ6_K;
+      } else if ((ft == "IQ4_NL" || ft == "IQ4_XS") && i < n / 8) type = T::kQ5_K;  // no importance matrix here
+      else if (ft == "Q5_K_M" && use_more_bits(i, n)) type = T::kQ6_K;
       else if (ft == "Q4_K_S" && !falcon && i < n / 8) type = T::kQ5_K;
     } else if (contains(name, "attn_output.weight")) {
       if (!falcon) {

@@ -72,6 +72,39 @@ TEST(QuantRecipe, FallbackForRowsNotMultipleOf256) {
   EXPECT_FALSE(parse_quant_target("Q4_K_X").has_value());
 }
 
+// IQ4_NL / IQ4_XS as the reference quantizer mixes them (without an
+// importance matrix): attn_v at Q5_K for grouped-query models (n_gqa >= 4),
+// the first eighth of ffn_down at Q5_K, the output at Q6_K, rows that are
+// not a multiple of 256 at IQ4_NL.
+TEST(QuantRecipe, Iq4Mixes) {
+  for (const char* name : {"IQ4_XS", "IQ4_NL"}) {
+    SCOPED_TRACE(name);
+    auto target = parse_quant_target(name);
+    ASSERT_TRUE(target.has_value());
+    const TensorType base = std::string(name) == "IQ4_XS" ? TensorType::kIQ4_XS : TensorType::kIQ4_NL;
+    EXPECT_EQ(target->file_type, std::string(name) == "IQ4_XS" ? 30u : 25u);
+    RecipeContext ctx;
+    ctx.arch = "qwen2";
+    ctx.n_layer = 16;
+    ctx.n_ffn_down = 16;
+    ctx.n_attention_wv = 16;
+    ctx.n_gqa = 6;
+    ctx.has_output = true;
+    QuantRecipe recipe(*target, ctx);
+    const int64_t sq[] = {1536, 1536}, down[] = {8960, 1536}, odd[] = {5504, 2048}, out[] = {1536, 151936};
+    EXPECT_EQ(recipe.choose("blk.0.attn_q.weight", sq, TensorType::kF16)->type, base);
+    EXPECT_EQ(recipe.choose("blk.0.attn_v.weight", sq, TensorType::kF16)->type, TensorType::kQ5_K);
+    EXPECT_EQ(recipe.choose("blk.0.ffn_down.weight", down, TensorType::kF16)->type, TensorType::kQ5_K);
+    EXPECT_EQ(recipe.choose("blk.1.ffn_down.weight", down, TensorType::kF16)->type, TensorType::kQ5_K);
+    EXPECT_EQ(recipe.choose("blk.2.ffn_down.weight", down, TensorType::kF16)->type, base);
+    EXPECT_EQ(recipe.choose("blk.0.ffn_up.weight", odd, TensorType::kF16)->type, TensorType::kIQ4_NL);
+    EXPECT_EQ(recipe.choose("output.weight", out, TensorType::kF16)->type, TensorType::kQ6_K);
+    ctx.n_gqa = 1;
+    QuantRecipe mha(*target, ctx);
+    EXPECT_EQ(mha.choose("blk.0.attn_v.weight", sq, TensorType::kF16)->type, base);
+  }
+}
+
 TEST(Synth, TinyModelLoadsWithShapesAndSaneValues) {
   const std::string dir = testing::temp_dir();
   SynthOptions o;
