@@ -356,8 +356,6 @@ inline void act_extras_row(const ActLayout& L, uint8_t* row) {
 // groups in place with prefetch; prompts expand each chunk of groups into U8
 // records once and run every token tile over them.
 
-constexpr size_t kU8ChunkBytes = 256 * 1024;
-
 template <class P>
 size_t u8_group_bytes(int64_t k) {
   return static_cast<size_t>(k / (32 * P::kUnits)) * U8Layout<P>::kBytes;

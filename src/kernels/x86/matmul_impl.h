@@ -359,9 +359,10 @@ struct PIQ4_XS {
 };
 
 // ---------------------------------------------------------------------------
-// The micro-kernel: R rows (one packed group) x T tokens over all of K. The 8
-// unpacked weight vectors of a unit are reused for the T tokens; per token
-// and unit: 8 dpbusd, then one convert and two f32 ops.
+// The VNNI micro-kernel (the AVX-512 table; AVX2 has its own, gemm_i16.h):
+// R rows (one packed group) x T tokens over all of K. The 8 unpacked weight
+// vectors of a unit are reused for the T tokens; per token and unit: 8
+// dpbusd, then one convert and two f32 ops.
 #ifndef CODEY_PF
 #define CODEY_PF 16384
 #endif
@@ -377,7 +378,8 @@ void tile(const uint8_t* grp, int64_t n_rec, const ActLayout& L, const uint8_t* 
   using I = typename S::I;
   using F = typename S::F;
   constexpr int R = S::R;
-  constexpr int kBeta = P::kSigned ? (S::kVnni ? 128 : 0) : P::kBeta;
+  static_assert(S::kVnni, "dpbusd: u8 x s8 into int32");
+  constexpr int kBeta = P::kSigned ? 128 : P::kBeta;  // signed weights are biased by +128
   const uint8_t* qs_region = grp;
   const uint8_t* meta_region = grp + static_cast<size_t>(n_rec) * R * P::kQsBytes;
   F acc[T];
@@ -397,15 +399,10 @@ void tile(const uint8_t* grp, int64_t n_rec, const ActLayout& L, const uint8_t* 
       }
       I w[8];
       for (int g = 0; g < 8; ++g) w[g] = P::template w1<S>(q, u, g);
-      if constexpr (P::kSigned && S::kVnni)
+      if constexpr (P::kSigned)
         for (int g = 0; g < 8; ++g) w[g] = S::xor_(w[g], S::c8(0x80));
       const int64_t ab = b * P::kUnits + u;  // activation block of 32
-      auto dot = [&](I s, int g, const int8_t* x) {
-        if constexpr (P::kSigned && !S::kVnni)
-          return S::dot_signed(s, w[g], S::bcast(x + 4 * g));
-        else
-          return S::dpbusd(s, w[g], S::bcast(x + 4 * g));
-      };
+      auto dot = [&](I s, int g, const int8_t* x) { return S::dpbusd(s, w[g], S::bcast(x + 4 * g)); };
       if constexpr (!P::kHalves) {
         const F dw = meta.scale(m, u);
         F mn;
@@ -457,6 +454,9 @@ void tile(const uint8_t* grp, int64_t n_rec, const ActLayout& L, const uint8_t* 
 constexpr int kMaxTile = 16;             // most tokens per micro-kernel call (S::kTile)
 constexpr int64_t kMaxChunkGroups = 16;  // bound on groups packed on the fly
 constexpr size_t kChunkBytes = 192 * 1024;
+// AVX2 prompts: bytes of expanded records per chunk (gemm_i16.h; a chunk is
+// expanded once and read by every token tile, so it should stay in L2).
+constexpr size_t kU8ChunkBytes = 256 * 1024;
 
 inline size_t act_bytes(int64_t m, int64_t k) { return static_cast<size_t>(m) * ActLayout(k).stride; }
 

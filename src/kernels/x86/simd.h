@@ -22,18 +22,13 @@ inline int32_t load_i32(const void* p) {
   return v;
 }
 
-// 256-bit integer lanes. dpbusd is VNNI when the translation unit has it
-// (AVX512-VL VNNI), else the AVX2 pair maddubs + madd: that pair saturates
-// when two u8 x s8 products sum past 32767, so the unsigned operand must stay
-// <= 128 (every unsigned weight here is <= 63); signed weights use dot_signed.
+// 256-bit lanes: the AVX2 table. It has no byte multiply-accumulate into
+// int32 (kVnni false): its matmul sums vpmaddubsw results in 16 bits
+// (gemm_i16.h).
 struct Ymm {
   static constexpr int R = 8;
   static constexpr int kTile = 4;  // tokens per matmul micro-kernel: 16 registers
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-  static constexpr bool kVnni = true;
-#else
   static constexpr bool kVnni = false;
-#endif
   using I = __m256i;
   using F = __m256;
 
@@ -59,19 +54,6 @@ struct Ymm {
   }
   static I shuffle8(I table, I idx) { return _mm256_shuffle_epi8(table, idx); }
   static I bcast128(__m128i v) { return _mm256_broadcastsi128_si256(v); }
-  static I dpbusd(I acc, I u, I s) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    return _mm256_dpbusd_epi32(acc, u, s);
-#else
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
-#endif
-  }
-  // acc + dot of two signed byte vectors (|w| <= 128, |s| <= 127).
-  static I dot_signed(I acc, I w, I s) {
-    const I p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(s, w));
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-  }
-
   static F fzero() { return _mm256_setzero_ps(); }
   static F fset1(float v) { return _mm256_set1_ps(v); }
   static F add(F a, F b) { return _mm256_add_ps(a, b); }
@@ -183,9 +165,6 @@ struct Zmm {
   static I shuffle8(I table, I idx) { return _mm512_shuffle_epi8(table, idx); }
   static I bcast128(__m128i v) { return _mm512_broadcast_i32x4(v); }
   static I dpbusd(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
-  static I dot_signed(I acc, I w, I s) {  // unused: VNNI biases signed weights instead
-    return _mm512_dpbusd_epi32(acc, _mm512_xor_si512(w, _mm512_set1_epi8(-128)), s);
-  }
 
   static F fzero() { return _mm512_setzero_ps(); }
   static F fset1(float v) { return _mm512_set1_ps(v); }
