@@ -174,40 +174,6 @@ TEST_P(MatmulX86, MatchesReferenceOnAwkwardShapes) {
   for (auto isa : isas) check_type(type, isa, shapes_for(type));
 }
 
-// A token's outputs are bit-identical whatever the batch it is decoded in:
-// generation (a few tokens, packed weights read in place) and prompts (the
-// GEMM path) run the same float operations per token. Speculative decoding
-// relies on it: verifying drafts in one batch must give the logits that
-// decoding them one by one gives.
-TEST_P(MatmulX86, TokenResultsDoNotDependOnTheBatch) {
-  const TensorType type = GetParam();
-  const auto isas = fast_isas();
-  if (isas.empty()) GTEST_SKIP() << "no x86 kernel table on this CPU";
-  const int64_t b = type_traits(type).block_size;
-  const int64_t rows = 37, cols = b == 256 ? 512 : b == 32 ? 160 : 72, m = 24;
-  std::mt19937 rng(99);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  Weights w = make_weights(type, rows, cols, rng);
-  std::vector<float> x(static_cast<size_t>(m * cols));
-  for (auto& v : x) v = nd(rng);
-  ThreadPool pool(2);
-  for (auto isa : isas) {
-    const KernelTable* kt = kernel_table(isa);
-    std::vector<uint8_t> packed = kt->repack ? kt->repack(w.m) : std::vector<uint8_t>{};
-    Matrix wm = w.m;
-    wm.packed = packed.empty() ? nullptr : packed.data();
-    const auto all = run_matmul(*kt, wm, x, m, cols, rows, pool);
-    for (int64_t n : {1, 2, 3, 5, 8, 9, 16, 17}) {
-      for (int64_t t0 = 0; t0 + n <= m; t0 += n) {
-        SCOPED_TRACE(fmt::format("{} {}: tokens {}..{} of {}", isa, type_name(type), t0, t0 + n, m));
-        const std::vector<float> xs(x.begin() + t0 * cols, x.begin() + (t0 + n) * cols);
-        const auto part = run_matmul(*kt, wm, xs, n, cols, rows, pool);
-        ASSERT_TRUE(std::equal(part.begin(), part.end(), all.begin() + t0 * rows));
-      }
-    }
-  }
-}
-
 // Blocks of extreme quants (every byte the same: 0x00, 0xFF, 0x80, ...) and
 // activations that quantize to +-127: the largest partial sums the integer
 // kernels can meet (the AVX2 path sums products in 16 bits; its bounds are
