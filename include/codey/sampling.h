@@ -1,6 +1,7 @@
 // Picking the next token from logits (greedy, temperature, top-k, top-p,
-// min-p, repetition/frequency/presence penalties, logit bias, seed) and
-// stop strings matched on the generated text across token boundaries.
+// min-p, repetition/frequency/presence penalties, logit bias, seed), judging
+// drafted tokens (speculative sampling) and stop strings matched on the
+// generated text across token boundaries.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,27 @@ struct SamplerParams {
   }
 };
 
+// A probability distribution over token ids, sparse: the tokens with p > 0
+// (a sampler's candidates), probabilities summing to 1.
+struct TokenProbs {
+  std::vector<int32_t> ids;
+  std::vector<float> probs;  // [ids.size()]
+
+  // p(id); 0 for tokens not listed (a linear scan: lists are short or rare).
+  float prob(int32_t id) const;
+  size_t size() const { return ids.size(); }
+  void clear() {
+    ids.clear();
+    probs.clear();
+  }
+};
+
+// Speculative sampling's verdict on one drafted token (Sampler::verify).
+struct DraftVerdict {
+  int32_t token = -1;    // what the sequence takes at this position
+  bool accepted = false; // token is the drafted one; false: the draft and everything after it are dropped
+};
+
 // The llama.cpp chain: bias -> penalties -> top-k -> top-p -> min-p ->
 // temperature -> draw. Buffers are sized for the vocabulary at construction;
 // sample() does not allocate. Not thread-safe (one per sequence).
@@ -47,9 +69,32 @@ class Sampler {
   void accept(int32_t token);
   void reset();  // forget history, reseed
   const SamplerParams& params() const { return params_; }
+  bool greedy() const { return params_.temperature <= 0.0f; }
+
+  // The distribution sample() draws from (after bias, penalties, filters and
+  // temperature); greedy: the argmax with probability 1.
+  void distribution(std::span<const float> logits, TokenProbs& out);
+  // Draws from `dist` with this sampler's generator.
+  int32_t sample_from(const TokenProbs& dist);
+
+  // Speculative sampling (Leviathan et al. 2023; Chen et al. 2023) at one
+  // position: the target's logits there, the token a draft proposed and the
+  // draft distribution q it was drawn from (nullptr: proposed with certainty,
+  // a point mass, e.g. n-gram lookup). With p this sampler's distribution,
+  // the draft is accepted with probability min(1, p(draft) / q(draft)); else
+  // the token is drawn from norm(max(0, p - q)). Either way the token taken
+  // is distributed exactly as sample() would draw it. Greedy: the argmax,
+  // accepted when it is the draft - bit for bit what sample() returns. Does
+  // not accept() the token.
+  DraftVerdict verify(std::span<const float> logits, int32_t draft, const TokenProbs* q);
 
  private:
   void apply_penalties();
+  // The chain up to the draw: candidates ids_[0, n) with unnormalized
+  // weights probs_[0, n) summing to `total`. Not for greedy.
+  size_t candidates(std::span<const float> logits, double& total);
+  int32_t argmax_after_penalties(std::span<const float> logits);
+  double uniform01();
 
   SamplerParams params_;
   int32_t n_vocab_;
@@ -62,6 +107,7 @@ class Sampler {
   std::vector<float> probs_;            // [n_vocab] candidate probabilities
   std::vector<int32_t> counts_;         // [n_vocab] occurrences in the penalty window
   std::vector<int32_t> touched_;        // tokens whose count is non-zero
+  std::vector<float> q_dense_;          // [n_vocab] verify(): q spread out, zero between calls
 };
 
 // Finds stop strings in streamed text. Text that could be the start of a stop

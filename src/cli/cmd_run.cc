@@ -1,6 +1,7 @@
 // `codey run --model FILE (--prompt T | --file F) [--chat] [-n N] [--temp ..]
-// [--top-p ..] [--seed S] [--ctx N] [--threads N] [--ignore-eos]`: generates
-// text, streamed to stdout; load and speed figures go to stderr at the end.
+// [--top-p ..] [--seed S] [--ctx N] [--threads N] [--ignore-eos]
+// [--draft FILE | --lookup N]`: generates text, streamed to stdout, with
+// speculative decoding when asked; load and speed figures go to stderr.
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -10,6 +11,7 @@
 #include "codey/chat.h"
 #include "codey/model.h"
 #include "codey/sampling.h"
+#include "codey/spec.h"
 #include "codey/tokenizer.h"
 
 namespace codey::cli {
@@ -37,6 +39,10 @@ struct RunOptions {
   std::string kv_type = "f16";
   bool ignore_eos = false;
   std::vector<std::string> stop;
+  std::string draft;        // draft model file
+  int draft_max = 8;        // tokens drafted per pass by the draft model
+  float draft_p_min = 0.75f;
+  int lookup = 0;           // n-gram lookup drafts of up to N tokens
 };
 
 Result<std::string> read_text(const std::string& path) {
@@ -70,6 +76,36 @@ int run(const RunOptions& o) {
   cp.kv_type = *kv_type;
   auto ctx = Context::create(**model, cp);
   if (!ctx) return fail(ctx.error().message);
+
+  // Speculative decoding: a draft model sharing the vocabulary, or lookup.
+  if (!o.draft.empty() && o.lookup > 0) return fail("give one of --draft and --lookup, not both");
+  if (o.lookup < 0 || o.draft_max < 1) return fail("--lookup and --draft-max must be positive");
+  std::unique_ptr<Model> draft_model;
+  std::unique_ptr<Drafter> drafter;
+  int max_draft = 0;
+  if (!o.draft.empty()) {
+    auto dm = Model::load(o.draft);
+    if (!dm) return fail(fmt::format("--draft: {}", dm.error().message));
+    auto dtok = Tokenizer::from_gguf((*dm)->gguf());
+    if (!dtok) return fail(fmt::format("--draft {}: {}", o.draft, dtok.error().message));
+    if (auto st = check_draft_vocabulary(*tok, *dtok); !st)
+      return fail(fmt::format("--draft {} cannot draft for {}: they do not share a vocabulary: {}", o.draft, o.model,
+                              st.error().message));
+    draft_model = std::move(*dm);
+    ContextParams dcp = cp;
+    dcp.n_ctx = (*ctx)->n_ctx();
+    dcp.pool = &(*ctx)->pool();
+    DraftModelParams dp;
+    dp.p_min = o.draft_p_min;
+    dp.target_vocab = (*ctx)->n_vocab();
+    auto d = make_model_drafter(*draft_model, dcp, dp);
+    if (!d) return fail(fmt::format("--draft {}: {}", o.draft, d.error().message));
+    drafter = std::move(*d);
+    max_draft = o.draft_max;
+  } else if (o.lookup > 0) {
+    drafter = make_lookup_drafter(1);
+    max_draft = o.lookup;
+  }
   const double load_s = seconds_since(t_load);
 
   // The prompt, through the model's chat template with --chat.
@@ -110,54 +146,55 @@ int run(const RunOptions& o) {
   sp.presence_penalty = o.presence_penalty;
   sp.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   Sampler sampler(sp, static_cast<int32_t>((*ctx)->n_vocab()));
-  for (int32_t t : prompt) sampler.accept(t);
   StreamDecoder decoder(*tok);
   StopMatcher stops(o.stop);
+  SpecGenerator gen(**ctx, sampler, drafter.get(), max_draft);
 
+  // The prompt, and the first token from its last position.
   const auto t_prompt = Clock::now();
-  Batch batch;
-  std::span<const float> logits;
-  const int64_t n_batch = (*ctx)->params().n_batch;
-  for (size_t i = 0; i < prompt.size(); i += static_cast<size_t>(n_batch)) {
-    batch.clear();
-    const size_t end = std::min(prompt.size(), i + static_cast<size_t>(n_batch));
-    for (size_t j = i; j < end; ++j) batch.add(prompt[j], 0, j + 1 == prompt.size());
-    auto r = (*ctx)->decode(batch);
-    if (!r) return fail(r.error().message);
-    logits = *r;
+  std::vector<int32_t> todo;
+  if (o.n_predict > 0) {
+    auto first = gen.start(prompt);
+    if (!first) return fail(first.error().message);
+    todo.push_back(*first);
   }
   const double prompt_s = seconds_since(t_prompt);
+  const double ttft_s = prompt_s;
 
+  // Each target pass yields one token, or several when drafts are accepted.
   const auto t_gen = Clock::now();
-  double ttft_s = 0.0;
   int n_gen = 0;
   std::string end_reason = "token limit";
-  while (n_gen < o.n_predict) {
-    const int32_t next = sampler.sample(logits);
-    if (n_gen == 0) ttft_s = seconds_since(t_prompt);
-    ++n_gen;
-    if (!o.ignore_eos && tok->is_eog(next)) {
-      end_reason = "end of generation token";
-      break;
+  bool done = o.n_predict <= 0;
+  while (!done) {
+    for (const int32_t next : todo) {
+      ++n_gen;
+      if (!o.ignore_eos && tok->is_eog(next)) {
+        end_reason = "end of generation token";
+        done = true;
+        break;
+      }
+      const std::string shown = stops.push(decoder.push(next));
+      std::fwrite(shown.data(), 1, shown.size(), stdout);
+      std::fflush(stdout);
+      if (stops.stopped()) {
+        end_reason = fmt::format("stop string {:?}", stops.matched());
+        done = true;
+        break;
+      }
+      if (n_gen == o.n_predict) {
+        done = true;
+        break;
+      }
     }
-    sampler.accept(next);
-    const std::string shown = stops.push(decoder.push(next));
-    std::fwrite(shown.data(), 1, shown.size(), stdout);
-    std::fflush(stdout);
-    if (stops.stopped()) {
-      end_reason = fmt::format("stop string {:?}", stops.matched());
-      break;
-    }
-    if (n_gen == o.n_predict) break;
+    if (done) break;
     if ((*ctx)->kv().seq_length(0) >= (*ctx)->n_ctx()) {
       end_reason = fmt::format("context full ({} tokens; raise --ctx)", (*ctx)->n_ctx());
       break;
     }
-    batch.clear();
-    batch.add(next, 0, true);
-    auto r = (*ctx)->decode(batch);
+    auto r = gen.step(o.n_predict - n_gen);
     if (!r) return fail(r.error().message);
-    logits = *r;
+    todo.assign(r->begin(), r->end());
   }
   if (!stops.stopped()) {
     const std::string rest = stops.push(decoder.flush()) + stops.flush();
@@ -179,6 +216,12 @@ int run(const RunOptions& o) {
                static_cast<long long>((*ctx)->n_ctx()), std::string(type_name(*kv_type)).c_str(), load_s,
                prompt.size(), prompt_s, rate(double(prompt.size()), prompt_s), n_gen, gen_s, rate(n_gen, gen_s),
                ttft_s, end_reason.c_str());
+  if (drafter) {
+    const SpecStats& st = gen.stats();
+    std::fprintf(stderr, "speculative: %s, %lld target passes, %lld of %lld drafted tokens accepted (%.1f%%), %.2f tokens per pass\n",
+                 drafter->describe().c_str(), static_cast<long long>(st.passes), static_cast<long long>(st.accepted),
+                 static_cast<long long>(st.drafted), 100.0 * st.acceptance(), st.tokens_per_pass());
+  }
   return 0;
 }
 
@@ -206,6 +249,14 @@ CommandRunner setup(CLI::App& root) {
   cmd->add_option("--kv-type", o->kv_type, "KV cache type: f16 (default), q8_0, bf16, f32");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-generation tokens");
   cmd->add_option("--stop", o->stop, "Stop string (repeatable); never printed");
+  cmd->add_option("--draft", o->draft,
+                  "Speculative decoding with this draft model (a small model sharing the vocabulary, e.g. "
+                  "qwen2.5-coder-0.5b for a 7b)");
+  cmd->add_option("--draft-max", o->draft_max, "Most tokens the draft model proposes per pass (default 8)");
+  cmd->add_option("--draft-p-min", o->draft_p_min,
+                  "Stop drafting at a token the draft gives less probability than this (default 0.75)");
+  cmd->add_option("--lookup", o->lookup,
+                  "Speculative decoding with n-gram lookup in the prompt and the text so far: drafts of up to N tokens");
   return [o] { return run(*o); };
 }
 
