@@ -279,6 +279,7 @@ struct ModelStatus {
   uint64_t allocated_bytes = 0;
   uint64_t mapped_resident_bytes = 0;
   int slots = 0, active = 0, queued = 0;
+  int queue_limit = 0;             // queued may reach this (plus free slots); then requests are rejected as busy
   int64_t n_ctx = 0;               // positions per slot now
   int64_t n_ctx_max = 0;           // how far ctx auto may grow
   double load_progress = 0;
@@ -413,6 +414,11 @@ class Runtime {
   // Stops accepting requests, lets running ones finish for `grace`, cancels
   // the rest, unloads everything. Thread-safe; idempotent.
   void shutdown(Millis grace);
+  // The first half of a graceful stop behind a load balancer: new requests
+  // (and load()) fail with kShuttingDown at once, while the queued and
+  // running ones go on; waits up to `grace` for them to finish. true when
+  // none is left. shutdown() then cancels what remains. Thread-safe.
+  bool drain(Millis grace);
 
   RuntimeStatus status() const;  // thread-safe
   const RuntimeConfig& config() const;

@@ -19,11 +19,13 @@ struct ServerOptions {
   std::string version = "0.0.0";  // reported by /api/version and in system_fingerprint
 };
 
-// Routes (all but /health need "Authorization: Bearer <key>" when a key is set):
+// Routes (all but /health and /ready need "Authorization: Bearer <key>" when a key is set):
 //   OpenAI   POST /v1/chat/completions, POST /v1/completions, GET /v1/models[/<id>]
 //   Ollama   POST /api/generate, POST /api/chat, GET /api/tags, GET /api/ps,
 //            POST /api/show, GET /api/version
-//   codey    GET /health, GET /metrics, GET /codey/status,
+//   codey    GET /health (liveness), GET /ready[?model=NAME] (readiness: 503 while a
+//            pinned model loads, while draining, or while a model's queue is full),
+//            GET /metrics, GET /codey/status,
 //            POST /codey/models/<name>/load, POST /codey/models/<name>/unload
 class Server {
  public:
@@ -40,10 +42,13 @@ class Server {
   // Accepts and serves connections until shutdown(); blocks. Returns when
   // every connection is closed.
   void serve();
-  // Graceful stop: refuses new connections and new requests (503), lets
-  // running requests finish for `grace`, cancels the rest and unloads the
-  // runtime's models. Thread-safe, idempotent; returns once the runtime is
-  // shut down (serve() returns when the last connection closes).
+  // Graceful stop (drain): refuses new connections and new requests (503);
+  // a request still waiting for a slot whose response has not begun gets 503
+  // too (a balancer retries it elsewhere); running requests and streams
+  // already answered get `grace` to finish, then are cancelled (a stream
+  // ends with an error event); the runtime's models unload. Thread-safe,
+  // idempotent; returns once the runtime is shut down (serve() returns when
+  // the last connection closes).
   void shutdown(Millis grace);
 
   struct Impl;

@@ -114,7 +114,9 @@ int run(const ServeCli& c) {
   std::thread([server, stop_signals, grace] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    std::fprintf(stderr, "codey serve: %s, shutting down (finishing requests for up to %s; again to stop now)\n",
+    std::fprintf(stderr,
+                 "codey serve: %s, draining: no new connections or requests; finishing the running ones for up to "
+                 "%s, then shutting down (again to stop now)\n",
                  sig == SIGINT ? "interrupted" : "terminated", format_duration(grace).c_str());
     std::thread([server, grace] { server->shutdown(grace); }).detach();
     sigwait(&stop_signals, &sig);
@@ -144,7 +146,7 @@ CommandRunner setup(CLI::App& root) {
   cmd->add_option("--memory-budget", c->budget, "Memory budget for models, e.g. 8GiB or auto");
   cmd->add_option("--parallel", c->parallel, "--model files: sequences decoded together (default 1)");
   cmd->add_option("--ctx", c->ctx, "--model files: positions per sequence (default: grow as needed)");
-  cmd->add_option("--shutdown-grace", c->grace_s, "Seconds in-flight requests may finish on SIGINT/SIGTERM (default 10)");
+  cmd->add_option("--shutdown-grace", c->grace_s, "Seconds running requests may finish while draining on SIGINT/SIGTERM (default 10)");
   return [c] { return run(*c); };
 }
 

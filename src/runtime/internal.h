@@ -115,6 +115,7 @@ struct Runtime::Impl : std::enable_shared_from_this<Runtime::Impl> {
   std::condition_variable cv;  // any state change; waiters re-check their predicate
   std::vector<std::unique_ptr<rt::ModelEntry>> models;
   bool shutting_down = false;
+  bool draining = false;  // drain(): no new requests; queued and running ones go on
   bool shut_down = false;
   std::atomic<uint64_t> next_id{1};
 

@@ -437,8 +437,9 @@ void Runtime::Impl::submit(const std::shared_ptr<Request>& r) {
   }
   ensure_facts(*e);
   std::unique_lock lock(mu);
-  if (shutting_down) {
-    r->push_error(RequestErrorCode::kShuttingDown, "the runtime is shutting down");
+  if (shutting_down || draining) {
+    r->push_error(RequestErrorCode::kShuttingDown,
+                  shutting_down ? "the runtime is shutting down" : "the server is draining: it takes no new requests");
     return;
   }
   if (!e->facts) {
@@ -585,7 +586,8 @@ std::expected<void, RequestError> Runtime::load(std::string_view model) {
   I.ensure_facts(*e);
   std::unique_lock lock(I.mu);
   for (;;) {
-    if (I.shutting_down) return std::unexpected(req_error(RequestErrorCode::kShuttingDown, "the runtime is shutting down"));
+    if (I.shutting_down || I.draining)
+      return std::unexpected(req_error(RequestErrorCode::kShuttingDown, "the runtime is shutting down"));
     if (e->state == ModelState::kLoaded || e->state == ModelState::kBusy) return {};
     if (e->state == ModelState::kUnloading) {
       I.cv.wait(lock, [&] { return e->state != ModelState::kUnloading || I.shutting_down; });
@@ -660,6 +662,19 @@ void Runtime::shutdown(Millis grace) {
   for (auto& t : threads) t.join();
 }
 
+bool Runtime::drain(Millis grace) {
+  Impl& I = *impl_;
+  std::unique_lock lock(I.mu);
+  I.draining = true;
+  auto idle = [&] {
+    for (auto& e : I.models)
+      if (!e->running.empty() || !e->queue.empty()) return false;
+    return true;
+  };
+  if (grace.count() > 0) I.cv.wait_for(lock, grace, [&] { return I.shutting_down || idle(); });
+  return idle();
+}
+
 Result<ModelFacts> Runtime::model_facts(std::string_view model) const {
   ModelEntry* e = impl_->find(model);
   if (!e) return make_error(ErrorCode::kNotFound, "no model named '{}'", model);
@@ -700,6 +715,7 @@ RuntimeStatus Runtime::status() const {
     m.slots = e.cfg.parallel;
     m.active = static_cast<int>(e.running.size());
     m.queued = static_cast<int>(e.queue.size());
+    m.queue_limit = e.cfg.queue;
     m.load_progress = e.state == ModelState::kLoading ? e.load_progress : (e.inst ? 1.0 : 0.0);
     if (e.state == ModelState::kLoaded) {
       m.idle_s = std::chrono::duration<double>(now - e.idle_since).count();

@@ -77,7 +77,7 @@ nlohmann::json to_json(const ModelStatus& s) {
                  {"used", s.used_bytes},
                  {"allocated", s.allocated_bytes},
                  {"mapped_resident", s.mapped_resident_bytes}};
-  j["slots"] = {{"total", s.slots}, {"active", s.active}, {"queued", s.queued}};
+  j["slots"] = {{"total", s.slots}, {"active", s.active}, {"queued", s.queued}, {"queue_limit", s.queue_limit}};
   j["ctx"] = {{"n_ctx", s.n_ctx}, {"max", s.n_ctx_max}};
   if (s.state == ModelState::kLoading) j["load_progress"] = s.load_progress;
   if (s.state == ModelState::kLoaded) j["idle_s"] = s.idle_s;

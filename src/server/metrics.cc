@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "server/readiness.h"
+
 namespace codey::server {
 namespace {
 
@@ -77,11 +79,17 @@ double Metrics::rate_locked(const Rate& r, int64_t now_s) const {
   return static_cast<double>(sum) / kRateWindowS;
 }
 
-std::string Metrics::render(const RuntimeStatus& st, const HttpStats& http) const {
+std::string Metrics::render(const RuntimeStatus& st, const HttpStats& http, bool draining) const {
   std::string out;
   out.reserve(4096);
   const int64_t now = now_seconds();
   std::lock_guard lock(mu_);
+
+  // Summed over a cluster: how many servers take work, how many drain.
+  header(out, "codey_ready", "gauge", "1 when the server takes new work (GET /ready is 200), else 0.");
+  out += fmt::format("codey_ready {}\n", readiness(st, draining).ready ? 1 : 0);
+  header(out, "codey_draining", "gauge", "1 while the server drains after SIGTERM (finishing its requests, taking no new ones).");
+  out += fmt::format("codey_draining {}\n", draining ? 1 : 0);
 
   header(out, "codey_http_requests_total", "counter", "HTTP requests answered, by route and status code.");
   for (const auto& [key, n] : requests_)
@@ -133,6 +141,8 @@ std::string Metrics::render(const RuntimeStatus& st, const HttpStats& http) cons
     for (const auto& m : st.models) out += fmt::format("{}{{model=\"{}\"}} {}\n", name, label(m.name), value(m));
   };
   per_model("codey_queue_depth", "gauge", "Requests waiting for a slot.", [](const ModelStatus& m) { return m.queued; });
+  per_model("codey_queue_limit", "gauge", "Requests that may wait for a slot before new ones get 429 (the model's queue).",
+            [](const ModelStatus& m) { return m.queue_limit; });
   per_model("codey_active_requests", "gauge", "Requests decoding in a slot.", [](const ModelStatus& m) { return m.active; });
   per_model("codey_slots", "gauge", "Sequences a loaded model decodes together.", [](const ModelStatus& m) { return m.slots; });
   per_model("codey_model_loaded", "gauge", "1 when the model is loaded (idle or busy).", [](const ModelStatus& m) {

@@ -29,7 +29,11 @@ class Metrics {
   void observe_ttft(std::string_view model, double seconds);
   void add_generated(std::string_view model, int64_t tokens);
 
-  std::string render(const RuntimeStatus& status, const HttpStats& http) const;
+  // Every series is a sum or a count over this server alone, labelled only
+  // by model, route, status, outcome or bucket - never by anything that
+  // names the instance - so the scraper's own instance/pod label is what
+  // tells servers apart and sum()/rate() over a cluster mean what they say.
+  std::string render(const RuntimeStatus& status, const HttpStats& http, bool draining) const;
 
  private:
   struct Histogram {

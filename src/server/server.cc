@@ -19,6 +19,7 @@
 #include "server/http_server.h"
 #include "server/json_constraint.h"
 #include "server/metrics.h"
+#include "server/readiness.h"
 #include "server/requests.h"
 #include "server/responses.h"
 
@@ -47,7 +48,7 @@ ApiKind api_of(const std::string& path) {
 // Route label for metrics: the pattern, never the raw path (bounded label set).
 std::string route_label(const std::string& path) {
   static constexpr std::string_view kFixed[] = {
-      "/",          "/health",   "/metrics",  "/v1/chat/completions", "/v1/completions", "/v1/models",
+      "/",          "/health",   "/ready",    "/metrics",  "/v1/chat/completions", "/v1/completions", "/v1/models",
       "/api/generate", "/api/chat", "/api/tags", "/api/ps", "/api/show", "/api/version", "/codey/status"};
   for (auto r : kFixed)
     if (path == r) return std::string(r);
@@ -71,6 +72,28 @@ ApiError shutting_down_error() {
   ApiError e = make_api_error(503, "shutting_down", "the server is shutting down");
   e.retry_after = std::chrono::seconds(1);
   return e;
+}
+
+// A request that had not started when the drain began: nothing reached the
+// client, so a balancer may send it to another server (deploy/nginx retries 503).
+ApiError drained_error() {
+  ApiError e = make_api_error(503, "shutting_down",
+                              "the server is draining and had not started this request; retry (another server)");
+  e.retry_after = std::chrono::seconds(1);
+  return e;
+}
+
+// The value of `name` in a query string ("a=1&model=x"), percent-decoded; "" if absent.
+std::string query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=')
+      return server::percent_decode_path(pair.substr(name.size() + 1)).value_or("");
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
 }
 
 void send_error(HttpResponse& res, ApiKind api, const ApiError& e) {
@@ -134,7 +157,7 @@ struct Server::Impl {
   std::unique_ptr<server::HttpServer> http;  // made in setup()
   server::Metrics metrics;
   server::ModelCatalog catalog;
-  std::atomic<bool> stopping{false};
+  std::atomic<bool> stopping{false};  // draining: no new requests; those not started yet get 503
   std::once_flag shutdown_once;  // concurrent shutdown() calls wait for the first to finish
   int bound_port = -1;
 
@@ -157,6 +180,7 @@ struct Server::Impl {
   void ollama_ps(HttpResponse& res);
   void ollama_show(const HttpRequest& req, HttpResponse& res);
   void codey_load(const HttpRequest& req, HttpResponse& res, bool load);
+  void ready(const HttpRequest& req, HttpResponse& res);
   Json ollama_details(const server::ModelInfo& info) const;
 };
 
@@ -174,6 +198,7 @@ struct Job {
   int fd = -1;
   Clock::time_point t0 = Clock::now();
   bool first_token = false;
+  bool started = false;  // a slot took it (kStarted): it runs to its end even while the server drains
   bool client_gone = false;
   Clock::time_point last_check = Clock::now();
   std::deque<Event> early;  // events read before the response was committed
@@ -250,6 +275,7 @@ struct Job {
           if (!write(builder.progress(*ev))) return gone();
           break;
         case EventType::kStarted:
+          started = true;
           break;
         case EventType::kToken:
           on_token(*ev);
@@ -269,6 +295,15 @@ struct Job {
     }
   }
 
+  // Draining and still waiting for a slot (or a load): cancels it and answers
+  // 503, so a balancer sends it elsewhere instead of it holding up the drain.
+  bool give_back(HttpResponse& res, ApiKind api) {
+    if (started || !srv->stopping) return false;
+    stream->cancel();
+    send_error(res, api, drained_error());
+    return true;
+  }
+
   // Non-streaming: waits for the end and sets the response.
   void run(HttpResponse& res, ApiKind api) {
     while (true) {
@@ -278,12 +313,15 @@ struct Job {
           res.status = 499;  // nobody is listening; the status is for the log and metrics
           return;
         }
+        if (give_back(res, api)) return;
         continue;
       }
       switch (ev->type) {
         case EventType::kQueued:
         case EventType::kLoading:
+          break;
         case EventType::kStarted:
+          started = true;
           break;
         case EventType::kToken:
           on_token(*ev);
@@ -318,10 +356,10 @@ bool Server::Impl::authorized(const HttpRequest& req) const {
   return same_secret(h.substr(kBearer.size()), api_key);
 }
 
-// Every request but /health needs the key, whatever its method, and is
-// refused before a byte of its body is read or inflated.
+// Every request but the probes (/health, /ready) needs the key, whatever its
+// method, and is refused before a byte of its body is read or inflated.
 std::optional<HttpResponse> Server::Impl::gate(const HttpRequest& req) const {
-  if (req.path() == "/health" || authorized(req)) return std::nullopt;
+  if (req.path() == "/health" || req.path() == "/ready" || authorized(req)) return std::nullopt;
   HttpResponse res;
   send_error(res, api_of(req.path()), unauthorized());
   return res;
@@ -418,6 +456,7 @@ void Server::Impl::generate(const HttpRequest& req, HttpResponse& res,
         res.status = 499;
         return;
       }
+      if (job->give_back(res, api)) return;
       if (Clock::now() >= commit_by) break;
       continue;
     }
@@ -426,6 +465,7 @@ void Server::Impl::generate(const HttpRequest& req, HttpResponse& res,
       queued = std::move(*ev);  // only the latest place matters, and only if the wait is long
       continue;
     }
+    if (ev->type == EventType::kStarted) job->started = true;
     job->early.push_back(std::move(*ev));
     break;
   }
@@ -581,6 +621,19 @@ void Server::Impl::codey_load(const HttpRequest& req, HttpResponse& res, bool lo
   send_json(res, Json{{"model", m->name}, {"status", load ? "loaded" : "unloaded"}, {"seconds", seconds_since(t0)}});
 }
 
+void Server::Impl::ready(const HttpRequest& req, HttpResponse& res) {
+  const std::string model = query_param(req.head.query, "model");
+  if (!model.empty() && !resolve_model(model)) return send_error(res, ApiKind::kCodey, model_not_found(model));
+  const server::Readiness r =
+      server::readiness(runtime.status(), stopping, model.empty() ? "" : resolve_model(model)->name);
+  Json j = Json{{"status", r.ready ? "ready" : "not ready"}, {"reasons", r.reasons}};
+  send_json(res, j);
+  if (!r.ready) {
+    res.status = 503;
+    res.set_header("Retry-After", "1");
+  }
+}
+
 void Server::Impl::setup() {
   // Enough handler threads for every slot and queue place (a request
   // waiting in the runtime holds its thread), plus spare for listing,
@@ -631,19 +684,15 @@ void Server::Impl::setup() {
   using Res = HttpResponse;
 
   h.route("GET", "/", [](Req&, Res& res) { res.set_content("codey is running", "text/plain"); });
+  // Liveness: the process answers. It stays 200 while draining (a probe
+  // must not restart a server that is finishing its streams); readiness is /ready.
   h.route(
       "GET", "/health",
-      [this](Req&, Res& res) {
-        if (stopping) {
-          res.status = 503;
-          res.set_content(R"({"status":"shutting down"})", "application/json");
-          return;
-        }
-        send_json(res, Json{{"status", "ok"}});
-      },
+      [this](Req&, Res& res) { send_json(res, Json{{"status", stopping ? "draining" : "ok"}}); },
       /*run_inline=*/true);
+  h.route("GET", "/ready", [this](Req& req, Res& res) { ready(req, res); });
   h.route("GET", "/metrics", [this](Req&, Res& res) {
-    res.set_content(metrics.render(runtime.status(), http->stats()), "text/plain; version=0.0.4");
+    res.set_content(metrics.render(runtime.status(), http->stats(), stopping), "text/plain; version=0.0.4");
   });
   h.route("GET", "/codey/status", [this](Req&, Res& res) {
     res.set_content(to_json(runtime.status()).dump(2, ' ', false, nlohmann::json::error_handler_t::replace),
@@ -713,9 +762,12 @@ void Server::serve() {
 
 void Server::shutdown(Millis grace) {
   std::call_once(impl_->shutdown_once, [&] {
-    impl_->stopping = true;          // new requests: 503
-    impl_->http->stop();             // no new connections; idle keep-alive ones close
-    impl_->runtime.shutdown(grace);  // running requests get `grace`, then are cancelled; models unload
+    impl_->stopping = true;  // new requests: 503; those still waiting for a slot give up with 503 (retry elsewhere)
+    impl_->http->stop();     // no new connections; idle keep-alive ones close
+    // Running requests (and streams already answered) get `grace` to finish,
+    // then are cancelled (a stream ends with an error event); models unload.
+    impl_->runtime.drain(grace);
+    impl_->runtime.shutdown(Millis(0));
   });
 }
 

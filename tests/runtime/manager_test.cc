@@ -1,7 +1,7 @@
 // Tests of the model manager (src/runtime/runtime.cc): loading on demand,
 // eviction under a budget, pinned models, one load for concurrent first
 // requests, keep-alive, fail-fast when a model cannot fit, load/unload,
-// memory accounting against the budget, shutdown.
+// memory accounting against the budget, drain and shutdown.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -410,6 +410,57 @@ TEST(Manager, ShutdownCancelsRunningAndRejectsQueuedAndNew) {
   ASSERT_FALSE(late.has_value());
   EXPECT_EQ(late.error().code, RequestErrorCode::kShuttingDown);
   EXPECT_EQ(rig.state("a"), ModelState::kUnloaded);
+}
+
+// drain(): new requests are refused at once, but the queued one still gets
+// its slot and both finish; then shutdown() has nothing left to cancel.
+TEST(Manager, DrainRefusesNewRequestsAndLetsQueuedAndRunningFinish) {
+  Rig rig;
+  ModelConfig a = tiny_config("a");
+  a.queue = 4;
+  rig.start(config_of({a}, 1ull << 30));
+  rig.backend->set_step_delay(Millis(2));
+  auto running = rig.rt->submit(text_request("a", "running", 40));
+  ASSERT_TRUE(eventually([&] { return !rig.backend->batches().empty(); }));
+  auto queued = rig.rt->submit(text_request("a", "queued", 5));
+  ASSERT_TRUE(eventually([&] { return rig.status("a").queued == 1; }));
+  EXPECT_EQ(rig.status("a").queue_limit, 4);
+  bool idle = false;
+  std::thread drainer([&] { idle = rig.rt->drain(Millis(60'000)); });
+  uint64_t before_drain = 0;  // late requests that ran before the drain began
+  ASSERT_TRUE(eventually([&] {
+    auto late = rig.rt->generate(text_request("a", "late", 2));
+    if (late.has_value()) ++before_drain;
+    return !late.has_value() && late.error().code == RequestErrorCode::kShuttingDown;
+  }));
+  EXPECT_FALSE(rig.rt->load("a").has_value());
+  drainer.join();
+  EXPECT_TRUE(idle);
+  for (auto* s : {&running, &queued}) {
+    auto evs = drain(**s);
+    ASSERT_FALSE(evs.empty());
+    EXPECT_EQ(evs.back().type, EventType::kDone);
+    EXPECT_NE(evs.back().finish, FinishReason::kCancelled);
+  }
+  EXPECT_EQ(rig.status("a").requests_done, 2u + before_drain);
+  rig.rt->shutdown(Millis(0));
+  EXPECT_EQ(rig.state("a"), ModelState::kUnloaded);
+}
+
+// A drain that runs out of time leaves the rest to shutdown(), which cancels it.
+TEST(Manager, DrainReturnsFalseWhenTimeRunsOut) {
+  Rig rig;
+  rig.start(config_of({tiny_config("a")}, 1ull << 30));
+  rig.backend->set_step_delay(Millis(5));
+  GenerateRequest long_req = text_request("a", "long", 100000);
+  long_req.ignore_eog = true;
+  auto running = rig.rt->submit(long_req);
+  ASSERT_TRUE(eventually([&] { return !rig.backend->batches().empty(); }));
+  EXPECT_FALSE(rig.rt->drain(Millis(20)));
+  rig.rt->shutdown(Millis(0));
+  auto evs = drain(*running);
+  ASSERT_FALSE(evs.empty());
+  EXPECT_EQ(evs.back().finish, FinishReason::kCancelled);
 }
 
 }  // namespace

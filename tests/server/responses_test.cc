@@ -211,13 +211,16 @@ TEST(Metrics, PrometheusText) {
   ModelStatus ms;
   ms.name = "tiny";
   ms.state = ModelState::kBusy;
+  ms.slots = 1;
+  ms.active = 1;
   ms.queued = 2;
+  ms.queue_limit = 4;
   st.models.push_back(ms);
   server::HttpStats http;
   http.connections_open = 3;
   http.connections_evicted = 5;
   http.body_bytes_read = 1234;
-  const std::string text = m.render(st, http);
+  const std::string text = m.render(st, http, /*draining=*/false);
   auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
   EXPECT_TRUE(has("codey_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 2")) << text;
   EXPECT_TRUE(has("codey_http_requests_total{route=\"/v1/chat/completions\",status=\"429\"} 1"));
@@ -234,6 +237,15 @@ TEST(Metrics, PrometheusText) {
   EXPECT_TRUE(has("codey_memory_budget_bytes 1000"));
   EXPECT_TRUE(has("codey_memory_used_bytes 400"));
   EXPECT_TRUE(has("# TYPE codey_time_to_first_token_seconds histogram"));
+  EXPECT_TRUE(has("codey_queue_limit{model=\"tiny\"} 4"));
+  EXPECT_TRUE(has("codey_ready 1"));
+  EXPECT_TRUE(has("codey_draining 0"));
+  // Nothing names the instance: the scraper's labels tell servers apart, so
+  // the same series from N servers sum.
+  for (const char* l : {"instance=", "host=", "port=", "pod=", "pid="}) EXPECT_EQ(text.find(l), std::string::npos) << l;
+  const std::string draining = m.render(st, http, /*draining=*/true);
+  EXPECT_NE(draining.find("codey_ready 0\n"), std::string::npos);
+  EXPECT_NE(draining.find("codey_draining 1\n"), std::string::npos);
 }
 
 }  // namespace

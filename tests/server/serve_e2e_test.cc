@@ -249,6 +249,14 @@ TEST_F(Serve, FullQueueIsRejectedWithRetryAfter) {
   ASSERT_TRUE(wait_for_model(url(), "busy", [](const json& m) { return m["slots"]["active"] == 1; }));
   BackgroundCurl queued(url() + "/v1/completions", long_completion(true));
   ASSERT_TRUE(wait_for_model(url(), "busy", [](const json& m) { return m["slots"]["queued"] == 1; }));
+  // Readiness says so before a request has to find out: 503 for the server,
+  // and for ?model=busy, while the other models still take work.
+  Http ready = curl("GET", url() + "/ready", "", "", /*key=*/false);
+  EXPECT_EQ(ready.status, 503) << ready.body;
+  EXPECT_EQ(ready.j()["status"], "not ready");
+  EXPECT_NE(ready.body.find("queue full: model 'busy'"), std::string::npos) << ready.body;
+  EXPECT_EQ(curl("GET", url() + "/ready?model=busy", "", "", false).status, 503);
+  EXPECT_EQ(curl("GET", url() + "/ready?model=tiny", "", "", false).status, 200);
   Http rejected = curl("POST", url() + "/v1/completions", long_completion(false, 5));
   EXPECT_EQ(rejected.status, 429) << rejected.body;
   EXPECT_NE(rejected.headers.find("Retry-After: "), std::string::npos) << rejected.headers;
@@ -266,6 +274,7 @@ TEST_F(Serve, FullQueueIsRejectedWithRetryAfter) {
   }, std::chrono::seconds(5)));
   Http later = curl("POST", url() + "/v1/completions", long_completion(false, 5));
   EXPECT_EQ(later.status, 200) << later.body;
+  EXPECT_EQ(curl("GET", url() + "/ready", "", "", false).status, 200);
 }
 
 TEST_F(Serve, HealthMetricsAndStatus) {
@@ -274,6 +283,11 @@ TEST_F(Serve, HealthMetricsAndStatus) {
   Http health = curl("GET", url() + "/health", "", "", /*key=*/false);
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.j()["status"], "ok");
+  Http ready = curl("GET", url() + "/ready", "", "", /*key=*/false);  // a probe needs no key
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  EXPECT_EQ(ready.j()["status"], "ready");
+  EXPECT_EQ(curl("GET", url() + "/ready?model=nope", "", "", false).status, 404);
+  EXPECT_EQ(curl("GET", url() + "/ready?model=tiny%3Alatest", "", "", false).status, 200);
   EXPECT_EQ(curl("GET", url() + "/metrics", "", "", false).status, 401);
   // A body does not let a GET (or any route) skip the key.
   for (const char* path : {"/metrics", "/codey/status", "/api/ps", "/v1/models"})
@@ -286,6 +300,7 @@ TEST_F(Serve, HealthMetricsAndStatus) {
        {"codey_http_requests_total{route=\"/v1/completions\",status=\"200\"}", "codey_queue_depth{model=\"busy\"}",
         "codey_generation_tokens_per_second{model=\"tiny\"}", "codey_time_to_first_token_seconds_bucket{model=\"tiny\"",
         "codey_model_loaded{model=\"tiny\"} 1", "codey_memory_budget_bytes 536870912", "codey_memory_used_bytes",
+        "codey_queue_limit{model=\"busy\"} 1", "codey_ready 1", "codey_draining 0",
         "codey_process_resident_bytes"})
     EXPECT_NE(m.body.find(series), std::string::npos) << series << "\n" << m.body;
   Http st = curl("GET", url() + "/codey/status");
@@ -323,6 +338,56 @@ server: {port: 0, shutdown_grace: 1s}
   EXPECT_TRUE(out.ends_with("data: [DONE]\n\n")) << out.substr(out.size() > 300 ? out.size() - 300 : 0);
   EXPECT_NE(srv.log().find("shutting down"), std::string::npos);
   EXPECT_NE(curl("GET", srv.url() + "/health", "", "", false).status, 200);
+}
+
+// The drain behind a load balancer: on SIGTERM the running stream and a
+// queued stream that was already answered (200 and ": queued" lines) run to
+// their end, while a queued request nothing was sent for yet gets 503 at
+// once - a balancer retries it on another server - and the server exits 0.
+TEST(ServeShutdown, DrainFinishesStreamsAndGivesBackWhatHadNotStarted) {
+  REQUIRE_CURL();
+  const std::string dir = temp_dir();
+  // ~100-400 tokens/s on one thread: the 1000-token stream outlasts the setup.
+  synth_tiny(dir, "busy.gguf", 512, 8);
+  std::ofstream(dir + "/codey.yaml") << R"(memory_budget: 256MiB
+threads: 1
+models:
+  busy: {path: busy.gguf, ctx: 2048, parallel: 1, queue: 4}
+server: {port: 0, shutdown_grace: 60s}
+)";
+  ServeProcess srv({"--config", dir + "/codey.yaml"}, dir + "/serve.log");
+  ASSERT_TRUE(srv.ok()) << srv.log();
+  auto body = [](bool stream, int max_tokens) {
+    return fmt::format(R"({{"model":"busy","prompt":"x","stream":{},"max_tokens":{},{}}})", stream ? "true" : "false",
+                       max_tokens, kNoEnd);
+  };
+  BackgroundCurl running(srv.url() + "/v1/completions", body(true, 1000));
+  ASSERT_TRUE(wait_for_model(srv.url(), "busy", [](const json& m) { return m["slots"]["active"] == 1; }));
+  BackgroundCurl answered(srv.url() + "/v1/completions", body(true, 20));
+  ASSERT_TRUE(wait_for_model(srv.url(), "busy", [](const json& m) { return m["slots"]["queued"] == 1; }));
+  // Answered: after a second in the queue the stream has its 200 and progress lines.
+  for (int i = 0; i < 200 && answered.output().find(": queued") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_NE(answered.output().find(": queued"), std::string::npos);
+  BackgroundCurl waiting(srv.url() + "/v1/completions", body(false, 5));
+  ASSERT_TRUE(wait_for_model(srv.url(), "busy", [](const json& m) { return m["slots"]["queued"] == 2; }));
+  ASSERT_EQ(running.output().find("[DONE]"), std::string::npos) << "still running at SIGTERM";
+
+  EXPECT_EQ(srv.stop(SIGTERM, std::chrono::seconds(120)), 0) << srv.log();
+  ASSERT_TRUE(waiting.wait(std::chrono::seconds(10)));
+  ASSERT_TRUE(running.wait(std::chrono::seconds(10)));
+  ASSERT_TRUE(answered.wait(std::chrono::seconds(10)));
+  const json gave_back = json::parse(waiting.output(), nullptr, false);
+  ASSERT_TRUE(gave_back.is_object()) << waiting.output();
+  EXPECT_EQ(gave_back["error"]["code"], "shutting_down") << waiting.output();
+  EXPECT_NE(gave_back["error"]["message"].get<std::string>().find("draining"), std::string::npos);
+  for (const auto* c : {&running, &answered}) {
+    const std::string out = c->output();
+    EXPECT_TRUE(out.ends_with("data: [DONE]\n\n")) << out.substr(out.size() > 300 ? out.size() - 300 : 0);
+    EXPECT_NE(out.find("\"finish_reason\":\"length\""), std::string::npos);
+    EXPECT_EQ(out.find("\"error\""), std::string::npos) << out.substr(0, 300);
+  }
+  EXPECT_NE(srv.log().find("draining"), std::string::npos) << srv.log();
 }
 
 TEST(ServeQuick, ServesGgufFilesWithoutAConfig) {
