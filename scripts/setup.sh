@@ -9,7 +9,8 @@ PACKAGES=(build-essential cmake ninja-build pkg-config
   libfmt-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libpcre2-dev libcpp-httplib-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-19 libclang-rt-19-dev
-  curl python3)
+  curl python3
+  nginx libnginx-mod-http-js yamllint)  # the cluster test (deploy/nginx) and the k8s manifests' lint
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -25,8 +26,19 @@ if ((${#missing[@]})); then
   SUDO=""
   if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
   echo "setup: installing ${missing[*]}"
+  # Debian starts a service when its package is installed: nginx would take
+  # port 80 as the system service. The tests run an nginx of their own, so
+  # forbid service starts for this install (unless a policy is in place).
+  policy=/usr/sbin/policy-rc.d made_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+    made_policy=1
+    trap '$SUDO rm -f "$policy"' EXIT
+  fi
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if ((made_policy)); then $SUDO rm -f "$policy"; trap - EXIT; fi
 fi
 
 BUILD_DIR=build
