@@ -251,13 +251,16 @@ server:
       for (const auto& m : j["models"]) n += m["counters"]["requests_done"].get<int64_t>();
     return n;
   }
-  int active(int i, const std::string& model) {
+  // A model's "active" or "queued" request count on server i (-1 if unknown).
+  int slots(int i, const std::string& model, const char* which) {
     json j = status(i);
     if (j.is_object())
       for (const auto& m : j["models"])
-        if (m["name"] == model) return m["slots"]["active"].get<int>();
+        if (m["name"] == model) return m["slots"][which].get<int>();
     return -1;
   }
+  int active(int i, const std::string& model) { return slots(i, model, "active"); }
+  int queued(int i, const std::string& model) { return slots(i, model, "queued"); }
 
   void start_nginx() {
     prefix_ = dir_ + "/nginx";
@@ -313,13 +316,6 @@ server:
   }
   std::string edge_output(const std::string& id) { return read_file_text(dir_ + "/" + id + ".out"); }
   int edge_status(const std::string& id) { return std::atoi(read_file_text(dir_ + "/" + id + ".log").c_str()); }
-  int queued(int i, const std::string& model) {
-    json j = status(i);
-    if (j.is_object())
-      for (const auto& m : j["models"])
-        if (m["name"] == model) return m["slots"]["queued"].get<int>();
-    return -1;
-  }
   static std::string solo_body(bool stream, int max_tokens) {
     return fmt::format(R"({{"model":"solo","prompt":"x","stream":{},"max_tokens":{},)"
                        R"("logit_bias":{{"256":-100,"257":-100,"258":-100}}}})",
