@@ -83,13 +83,16 @@ ApiError drained_error() {
   return e;
 }
 
-// The value of `name` in a query string ("a=1&model=x"), percent-decoded; "" if absent.
+// The value of `name` in a query string ("a=1&model=x"), percent-decoded (as
+// sent if it does not decode); "" if absent.
 std::string query_param(std::string_view query, std::string_view name) {
   while (!query.empty()) {
     const size_t amp = query.find('&');
     const std::string_view pair = query.substr(0, amp);
-    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=')
-      return server::percent_decode_path(pair.substr(name.size() + 1)).value_or("");
+    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=') {
+      const std::string_view value = pair.substr(name.size() + 1);
+      return server::percent_decode_path(value).value_or(std::string(value));
+    }
     if (amp == std::string_view::npos) break;
     query.remove_prefix(amp + 1);
   }
@@ -622,10 +625,10 @@ void Server::Impl::codey_load(const HttpRequest& req, HttpResponse& res, bool lo
 }
 
 void Server::Impl::ready(const HttpRequest& req, HttpResponse& res) {
-  const std::string model = query_param(req.head.query, "model");
-  if (!model.empty() && !resolve_model(model)) return send_error(res, ApiKind::kCodey, model_not_found(model));
-  const server::Readiness r =
-      server::readiness(runtime.status(), stopping, model.empty() ? "" : resolve_model(model)->name);
+  const std::string name = query_param(req.head.query, "model");
+  const ModelConfig* m = name.empty() ? nullptr : resolve_model(name);
+  if (!name.empty() && !m) return send_error(res, ApiKind::kCodey, model_not_found(name));
+  const server::Readiness r = server::readiness(runtime.status(), stopping, m ? std::string_view(m->name) : "");
   Json j = Json{{"status", r.ready ? "ready" : "not ready"}, {"reasons", r.reasons}};
   send_json(res, j);
   if (!r.ready) {

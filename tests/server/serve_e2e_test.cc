@@ -287,6 +287,7 @@ TEST_F(Serve, HealthMetricsAndStatus) {
   EXPECT_EQ(ready.status, 200) << ready.body;
   EXPECT_EQ(ready.j()["status"], "ready");
   EXPECT_EQ(curl("GET", url() + "/ready?model=nope", "", "", false).status, 404);
+  EXPECT_EQ(curl("GET", url() + "/ready?model=%00tiny", "", "", false).status, 404);  // not decoded to "" (all models)
   EXPECT_EQ(curl("GET", url() + "/ready?model=tiny%3Alatest", "", "", false).status, 200);
   EXPECT_EQ(curl("GET", url() + "/metrics", "", "", false).status, 401);
   // A body does not let a GET (or any route) skip the key.
