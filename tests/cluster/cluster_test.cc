@@ -259,6 +259,13 @@ server:
         if (m["name"] == model) return m["slots"][which].get<int>();
     return -1;
   }
+  // A series' value in server i's /metrics (the first line that starts with `series `), or -1.
+  double metric(int i, const std::string& series) {
+    const std::string text =
+        curl("GET", server_url(i) + "/metrics", "", "-H 'Authorization: Bearer " + upstream_key_ + "'", false).body;
+    const size_t p = ("\n" + text).find("\n" + series + " ");
+    return p == std::string::npos ? -1 : std::atof(text.c_str() + p + series.size() + 1);
+  }
   int active(int i, const std::string& model) { return slots(i, model, "active"); }
   int queued(int i, const std::string& model) { return slots(i, model, "queued"); }
 
@@ -466,7 +473,17 @@ TEST_F(Cluster, ServerKilledMidRunLosesNoRequestThatHadNotStartedStreaming) {
   const auto solo_ups = split_upstreams(log.at("solo-after")["upstream"]);
   ASSERT_FALSE(solo_ups.empty());
   EXPECT_NE(solo_ups.back(), victim);
-  for (int i = 1; i < kServers; ++i) EXPECT_EQ(curl("GET", server_url(i) + "/health", "", "", false).status, 200);
+  for (int i = 1; i < kServers; ++i) {
+    EXPECT_EQ(curl("GET", server_url(i) + "/health", "", "", false).status, 200);
+    // nginx keeps its connections to the servers open (upstream keepalive):
+    // far fewer connections than generation requests.
+    const double conns = metric(i, "codey_http_connections_total{outcome=\"accepted\"}");
+    const double gens = requests_done(i);
+    EXPECT_GT(conns, 0);
+    EXPECT_LT(conns, gens) << "server " << i << ": " << conns << " connections for " << gens << " generations";
+    std::printf("server %d: %.0f connections accepted (the test's own requests included), %.0f generations\n", i,
+                conns, gens);
+  }
   std::printf("kill: %zu requests, %d complete, %d streams cut on the killed server, %d retried away from it\n",
               recs.size(), complete, cut_streams, retried_away);
 }
