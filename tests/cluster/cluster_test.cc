@@ -88,6 +88,9 @@ class Child {
   Child(const std::vector<std::string>& argv, const std::string& log) : log_(log) {
     pid_ = fork();
     if (pid_ == 0) {
+      // A process group of its own, so that whatever it starts (nginx's
+      // workers, node's children) is killed with it and never outlives the test.
+      setpgid(0, 0);
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       if (fd >= 0) {
         dup2(fd, 1);
@@ -102,12 +105,13 @@ class Child {
       execvp(p[0], p.data());
       _exit(127);
     }
+    if (pid_ > 0) setpgid(pid_, pid_);  // also here: no race with the first signal
   }
+  // The whole group: a master killed alone leaves its workers running.
   ~Child() {
-    if (running()) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
+    if (pid_ <= 0) return;
+    kill(-pid_, SIGKILL);
+    if (!exited_) waitpid(pid_, nullptr, 0);
   }
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
@@ -199,7 +203,11 @@ class Cluster : public ::testing::Test {
       if (nginx_) std::fprintf(stderr, "--- nginx log ---\n%s\n", tail(nginx_->log()).c_str());
       std::fprintf(stderr, "--- nginx error.log ---\n%s\n", tail(read_file_text(prefix_ + "/logs/error.log")).c_str());
     }
-    if (nginx_) nginx_->signal(SIGQUIT);
+    if (nginx_) {
+      nginx_->signal(SIGQUIT);  // graceful; its destructor kills the group if this takes too long
+      nginx_->wait(seconds(10));
+      nginx_.reset();
+    }
     servers_.clear();  // SIGKILL whatever still runs
   }
 
