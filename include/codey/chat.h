@@ -77,4 +77,19 @@ class ChatTemplate {
 // The ChatML template text (what chatml() parses).
 extern const std::string_view kChatMlTemplate;
 
+// JSON from outside - request bodies, strings parsed again (tool-call
+// arguments), what a model writes - is parsed with limits checked while
+// parsing: the code that walks a document (copies, dump, templates) recurses
+// per level, and a document of tiny values ("[],[],...") costs ~70 bytes of
+// memory per input byte.
+struct JsonLimits {
+  int max_depth = 64;                     // nesting levels
+  size_t max_values = size_t(1) << 18;   // values of any kind, containers included
+};
+// Errors: kInvalidArgument "is not valid JSON: <where and why>";
+// kResourceExhausted "nests deeper than N levels" / "has more than N values".
+// J is nlohmann::ordered_json or nlohmann::json.
+template <class J = nlohmann::ordered_json>
+Result<J> parse_json(std::string_view text, const JsonLimits& limits = {});
+
 }  // namespace codey

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "codey/assistant.h"
+#include "codey/chat.h"
 #include "codey/gguf.h"
 
 namespace codey {
@@ -87,7 +88,10 @@ std::optional<std::string> parse_tool_choice(ToolCallFormat f, std::string_view 
   const auto b = text.find('{');
   const auto e = text.rfind('}');
   if (b == std::string_view::npos || e == std::string_view::npos || e < b) return std::nullopt;
-  const auto j = nlohmann::json::parse(text.substr(b, e - b + 1), nullptr, /*allow_exceptions=*/false);
+  // Model output: parsed within limits (it may nest as deep as it likes).
+  const auto parsed = parse_json<nlohmann::json>(text.substr(b, e - b + 1));
+  if (!parsed) return std::nullopt;
+  const nlohmann::json& j = *parsed;
   if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) return std::nullopt;
   return known(j["name"].get<std::string>());
 }

@@ -39,9 +39,9 @@ Result<std::string> read_text(const std::string& path, std::string_view what) {
 Result<ordered_json> read_json(const std::string& path, std::string_view what) {
   auto text = read_text(path, what);
   if (!text) return std::unexpected(text.error());
-  ordered_json j = ordered_json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return make_error(ErrorCode::kInvalidArgument, "{} {} is not valid JSON", what, path);
-  return j;
+  auto j = parse_json<ordered_json>(*text);  // within codey's JSON limits: the renderer recurses per level
+  if (!j) return make_error(j.error().code, "{} {} {}", what, path, j.error().message);
+  return std::move(*j);
 }
 
 // The text of special token `key` (a token id) in the model's vocabulary.

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "codey/chat.h"
+
 namespace codey::server {
 
 std::unexpected<ApiError> bad_field(std::string_view param, std::string_view what) {
@@ -44,32 +46,12 @@ ApiError from_request_error(const RequestError& e) {
   return out;
 }
 
-namespace {
-
-struct TooDeep {};
-
-}  // namespace
-
 ApiResult<Json> parse_body(std::string_view body) {
   if (body.empty()) return bad_field("", "the request body is empty; expected a JSON object");
-  Json j;
-  try {
-    j = Json::parse(body.begin(), body.end(), [](int depth, Json::parse_event_t, Json&) {
-      if (depth > kMaxJsonDepth) throw TooDeep{};
-      return true;
-    });
-  } catch (const TooDeep&) {
-    return bad_field("", fmt::format("the request body nests deeper than {} levels", kMaxJsonDepth));
-  } catch (const Json::parse_error& e) {
-    // e.what() reads "[json.exception.parse_error.101] parse error at line 1, column 5: ..."; keep the part after the id.
-    std::string what = e.what();
-    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
-    return bad_field("", fmt::format("the request body is not valid JSON: {}", what));
-  } catch (const std::exception& e) {
-    return bad_field("", fmt::format("the request body is not valid JSON: {}", e.what()));
-  }
-  if (!j.is_object()) return bad_field("", fmt::format("expected a JSON object as the request body, got {}", json_type_name(j)));
-  return j;
+  auto j = parse_json<Json>(body, kRequestJsonLimits);
+  if (!j) return bad_field("", fmt::format("the request body {}", j.error().message));
+  if (!j->is_object()) return bad_field("", fmt::format("expected a JSON object as the request body, got {}", json_type_name(*j)));
+  return std::move(*j);
 }
 
 std::string_view json_type_name(const Json& v) {

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "codey/chat.h"
 #include "codey/runtime.h"
 
 namespace codey::server {
@@ -37,12 +38,16 @@ std::unexpected<ApiError> bad_field(std::string_view param, std::string_view wha
 ApiError from_request_error(const RequestError& e);
 int http_status_of(RequestErrorCode code);
 
-// Request bodies nest at most this deep (the template engine and dump()
-// recurse; a body cannot make them run out of stack).
+// Request bodies, and the JSON strings in them parsed again (tool-call
+// arguments), nest at most this deep (the template engine and dump()
+// recurse; a body cannot make them run out of stack) and hold at most this
+// many values (a body of "[],[],..." would cost ~70 bytes per byte).
 inline constexpr int kMaxJsonDepth = 64;
+inline constexpr size_t kMaxJsonValues = size_t(1) << 18;
+inline constexpr JsonLimits kRequestJsonLimits{kMaxJsonDepth, kMaxJsonValues};
 
 // Parses a request body that must be a JSON object. Errors say where the
-// JSON broke (byte offset) or that it is too deep.
+// JSON broke (byte offset), or that it is too deep or too large.
 ApiResult<Json> parse_body(std::string_view body);
 
 // "a string", "a number", ... for messages.

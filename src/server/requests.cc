@@ -56,11 +56,15 @@ ApiResult<std::string> read_content(const Json& msg, const std::string& path, bo
 }
 
 // A JSON string of arguments becomes an object for the chat template (the
-// templates iterate or tojson them); anything else is kept as it came.
-Json arguments_for_template(const Json& args) {
+// templates iterate or tojson them); anything else is kept as it came. The
+// string is a document of its own: parsed within the body's limits, and a
+// 400 naming the field beyond them.
+ApiResult<Json> arguments_for_template(const Json& args, const std::string& path) {
   if (args.is_string()) {
-    Json parsed = Json::parse(args.get_ref<const std::string&>(), nullptr, false);
-    if (!parsed.is_discarded() && parsed.is_object()) return parsed;
+    auto parsed = parse_json<Json>(args.get_ref<const std::string&>(), kRequestJsonLimits);
+    if (parsed && parsed->is_object()) return std::move(*parsed);
+    if (!parsed && parsed.error().code == ErrorCode::kResourceExhausted)
+      return bad_field(path, fmt::format("the arguments string {}", parsed.error().message));
   }
   return args;
 }
@@ -87,7 +91,12 @@ ApiResult<Json> read_tool_calls(const Json& msg, const std::string& path) {
     Json f = Json::object();
     f["name"] = *name;
     const Json* args = field(*fn, "arguments");
-    f["arguments"] = args ? arguments_for_template(*args) : Json::object();
+    if (args) {
+      CODEY_TRY_ASSIGN(auto converted, arguments_for_template(*args, cp + ".function.arguments"));
+      f["arguments"] = std::move(converted);
+    } else {
+      f["arguments"] = Json::object();
+    }
     item["function"] = std::move(f);
     out.push_back(std::move(item));
   }

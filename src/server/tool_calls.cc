@@ -28,8 +28,11 @@ size_t partial_marker_suffix(std::string_view text, std::string_view marker) {
   return 0;
 }
 
-Json parse_json(std::string_view text) {
-  return Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+// Model output is untrusted: parsed within the request limits (a model can
+// write 100k '[' as easily as code); anything else is not a call.
+Json parse_output_json(std::string_view text) {
+  auto j = codey::parse_json<Json>(text, kRequestJsonLimits);
+  return j ? std::move(*j) : Json(Json::value_t::discarded);
 }
 
 // A call or an array of calls; nullopt unless every element is a call.
@@ -93,7 +96,7 @@ std::optional<ToolCall> parse_tool_call_object(const Json& j) {
     if (args->is_object()) {
       call.arguments = *args;
     } else if (args->is_string()) {
-      Json parsed = parse_json(args->get_ref<const std::string&>());
+      Json parsed = parse_output_json(args->get_ref<const std::string&>());
       if (!parsed.is_object()) return std::nullopt;
       call.arguments = std::move(parsed);
     } else {
@@ -175,7 +178,7 @@ ToolCallParser::Output ToolCallParser::finish() {
         h.remove_prefix(open + kHermesOpen.size());
         const size_t close = h.find(kHermesClose);
         const std::string_view body = close == std::string_view::npos ? h : h.substr(0, close);
-        auto calls = parse_calls(parse_json(trim(body)));
+        auto calls = parse_calls(parse_output_json(trim(body)));
         if (!calls) return fail();
         for (auto& c : *calls) out.calls.push_back(std::move(c));
         if (close == std::string_view::npos) break;
@@ -186,7 +189,7 @@ ToolCallParser::Output ToolCallParser::finish() {
     }
     case ToolFormat::kMistral: {
       h.remove_prefix(kMistralMarker.size());
-      auto calls = parse_calls(parse_json(trim(h)));
+      auto calls = parse_calls(parse_output_json(trim(h)));
       if (!calls) return fail();
       out.calls = std::move(*calls);
       return out;
@@ -196,7 +199,7 @@ ToolCallParser::Output ToolCallParser::finish() {
       if (t.starts_with(kPythonTag)) t = trim(t.substr(kPythonTag.size()));
       // Llama 3.x may separate several calls with ';'.
       std::vector<ToolCall> calls;
-      Json whole = parse_json(t);
+      Json whole = parse_output_json(t);
       if (auto c = parse_calls(whole)) {
         out.calls = std::move(*c);
         return out;
@@ -205,7 +208,7 @@ ToolCallParser::Output ToolCallParser::finish() {
       while (start < t.size()) {
         size_t end = t.find(';', start);
         if (end == std::string_view::npos) end = t.size();
-        auto c = parse_calls(parse_json(trim(t.substr(start, end - start))));
+        auto c = parse_calls(parse_output_json(trim(t.substr(start, end - start))));
         if (!c) return fail();
         for (auto& x : *c) calls.push_back(std::move(x));
         start = end + 1;

@@ -158,5 +158,48 @@ TEST_F(Hardening, EndlessRequestLineIsRefusedWhileItArrives) {
   EXPECT_LT(grew_kib, 64u << 10) << "peak memory grew by " << grew_kib << " KiB";
 }
 
+// Finding 1: one 40 KB request crashed the server: the tool call's arguments
+// string was parsed again without the body's depth limit, then copied and
+// converted recursively. Now it is a 400 naming the field, on both APIs.
+TEST_F(Hardening, DeepToolCallArgumentsAreA400) {
+  REQUIRE_CURL();
+  const std::string args = "{\"a\":" + std::string(20000, '[') + std::string(20000, ']') + "}";
+  const json call = {{"id", "c1"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", args}}}};
+  const json messages = json::array({{{"role", "user"}, {"content", "x"}},
+                                     {{"role", "assistant"}, {"content", ""}, {"tool_calls", json::array({call})}}});
+  for (const char* path : {"/v1/chat/completions", "/api/chat"}) {
+    const json body = {{"model", "tiny"}, {"messages", messages}, {"stream", false}, {"max_tokens", 2}};
+    Http h = curl("POST", url() + path, body.dump());
+    EXPECT_EQ(h.status, 400) << path << ": " << h.body.substr(0, 300);
+    EXPECT_NE(h.body.find("tool_calls[0].function.arguments"), std::string::npos) << path << ": " << h.body;
+    EXPECT_EQ(curl("GET", url() + "/health", "", "--max-time 20", false).status, 200) << path;
+  }
+  // The same depth as an object (Ollama's form) is the body's own depth: 400 too.
+  const std::string raw = R"({"model":"tiny","stream":false,"messages":[{"role":"assistant","content":"",)"
+                          R"("tool_calls":[{"function":{"name":"f","arguments":)" +
+                          args + "}}]}]}";
+  Http o = curl("POST", url() + "/api/chat", raw);
+  EXPECT_EQ(o.status, 400) << o.body.substr(0, 300);
+}
+
+// Finding 7: an 8 MiB body of "[],[],..." cost ~195 MiB to parse; four at
+// once peaked at 956 MiB. Now the parse stops at 262144 values.
+TEST_F(Hardening, ManyTinyValuesStayBounded) {
+  REQUIRE_CURL();
+  std::string body = R"({"model":"tiny","messages":[)";
+  while (body.size() < (8u << 20)) body += "[],";
+  body += "[]]}";
+  const uint64_t hwm0 = proc_status_kib(pid(), "VmHWM:");
+  std::vector<std::unique_ptr<BackgroundCurl>> clients;
+  for (int i = 0; i < 4; ++i) clients.push_back(std::make_unique<BackgroundCurl>(url() + "/v1/chat/completions", body));
+  for (auto& c : clients) {
+    ASSERT_TRUE(c->wait(std::chrono::seconds(120)));
+    EXPECT_NE(c->output().find("more than 262144 values"), std::string::npos) << c->output().substr(0, 300);
+  }
+  const uint64_t grew_mib = (proc_status_kib(pid(), "VmHWM:") - hwm0) / 1024;
+  EXPECT_LT(grew_mib, 300u) << "peak memory grew by " << grew_mib << " MiB for four 8 MiB bodies";
+  std::printf("four 8 MiB bodies of [],[],...: peak memory +%llu MiB\n", static_cast<unsigned long long>(grew_mib));
+}
+
 }  // namespace
 }  // namespace codey

@@ -181,6 +181,22 @@ TEST(ToolCallParser, BrokenCallsAreContent) {
   EXPECT_EQ(out.content, "<tool_call>{\"name\": oops}</tool_call>");
 }
 
+// A model can write nesting as deep as it likes; its output is parsed within
+// the request limits, and a call nested beyond them is content, not a crash.
+TEST(ToolCallParser, DeepModelOutputIsContent) {
+  std::string deep = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  ToolCallParser p(ToolFormat::kHermes);
+  p.push("<tool_call>{\"name\": \"f\", \"arguments\": " + deep + "}</tool_call>");
+  auto out = p.finish();
+  EXPECT_TRUE(out.calls.empty());
+  std::string args = "\"{\\\"a\\\":" + std::string(100000, '[') + std::string(100000, ']') + "}\"";
+  ToolCallParser q(ToolFormat::kHermes);
+  q.push("<tool_call>{\"name\": \"f\", \"arguments\": " + args + "}</tool_call>");
+  auto out2 = q.finish();  // the arguments string is parsed again, within the limits: not a call
+  EXPECT_TRUE(out2.calls.empty());
+  EXPECT_NE(out2.content.find("<tool_call>"), std::string::npos);
+}
+
 TEST(ToolCallParser, JsonAndMistralFormats) {
   ToolCallParser j(ToolFormat::kJson);
   EXPECT_EQ(j.push("  {\"name\": \"f\", "), "");

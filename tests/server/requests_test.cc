@@ -38,6 +38,58 @@ TEST(ParseBody, LimitsNesting) {
   EXPECT_TRUE(parse_body(ok).has_value());
 }
 
+TEST(ParseBody, LimitsTheNumberOfValues) {
+  // 8 MiB of "[]," cost ~195 MiB as a document; the count stops it early.
+  std::string flood = "{\"a\":[";
+  for (size_t i = 0; i < kMaxJsonValues + 10; ++i) flood += "[],";
+  flood += "[]]}";
+  auto r = parse_body(flood);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().status, 400);
+  EXPECT_NE(r.error().message.find("more than 262144 values"), std::string::npos) << r.error().message;
+  std::string fine = "{\"a\":[";
+  for (size_t i = 0; i < 1000; ++i) fine += "1,";
+  fine += "1]}";
+  EXPECT_TRUE(parse_body(fine).has_value());
+}
+
+// Finding 1 of issue #16: the arguments string of a tool call is parsed again;
+// it was parsed without limits, then copied and converted recursively until
+// the stack ran out. Now it is a document of its own within the limits.
+TEST(ToolCallArguments, AStringParsedAgainIsBounded) {
+  std::string deep = "{\"a\":";
+  for (int i = 0; i < 20000; ++i) deep += "[";
+  for (int i = 0; i < 20000; ++i) deep += "]";
+  deep += "}";
+  Json call = {{"id", "c1"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", deep}}}};
+  Json openai = {{"model", "m"},
+                 {"messages", Json::array({{{"role", "user"}, {"content", "x"}},
+                                           {{"role", "assistant"}, {"content", ""}, {"tool_calls", Json::array({call})}}})}};
+  ApiError e = err(parse_openai_chat(openai));
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param, "messages[1].tool_calls[0].function.arguments");
+  EXPECT_NE(e.message.find("nests deeper than 64 levels"), std::string::npos) << e.message;
+  Json ollama = openai;
+  ollama["stream"] = false;
+  e = err(parse_ollama_chat(ollama));
+  EXPECT_EQ(e.param, "messages[1].tool_calls[0].function.arguments");
+  // Too many values in the string, too.
+  std::string wide = "{\"a\":[";
+  for (size_t i = 0; i < kMaxJsonValues + 1; ++i) wide += "0,";
+  wide += "0]}";
+  openai["messages"][1]["tool_calls"][0]["function"]["arguments"] = wide;
+  EXPECT_NE(err(parse_openai_chat(openai)).message.find("more than"), std::string::npos);
+  // A string that is not JSON stays a string; one that is becomes an object.
+  openai["messages"][1]["tool_calls"][0]["function"]["arguments"] = "not json {";
+  auto kept = parse_openai_chat(openai);
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->gen.messages[1]["tool_calls"][0]["function"]["arguments"], "not json {");
+  openai["messages"][1]["tool_calls"][0]["function"]["arguments"] = R"({"x":[1,{"y":2}]})";
+  auto parsed = parse_openai_chat(openai);
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->gen.messages[1]["tool_calls"][0]["function"]["arguments"]["x"][1]["y"], 2);
+}
+
 TEST(OpenAiChat, MapsFields) {
   auto r = parse_openai_chat(body(R"({
     "model": "m", "stream": true, "stream_options": {"include_usage": true},
