@@ -4,6 +4,8 @@
 // raise_exception, strftime_now, tojson with indent).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -23,6 +25,18 @@ struct JinjaOptions {
   bool keep_trailing_newline = false;
 };
 
+// A template inside a GGUF file is untrusted code. Every render runs in a
+// sandbox with these limits; past one, the render fails with an error
+// (code kResourceExhausted, or kCancelled), never the process.
+struct TemplateLimits {
+  uint64_t max_steps = 50'000'000;             // statements, expressions and value operations
+  std::chrono::milliseconds max_time{10'000};  // wall time of one render
+  size_t max_string = size_t(64) << 20;        // bytes of any one string (and of the output)
+  size_t max_items = size_t(1) << 20;          // items of any one list or dict
+  int max_depth = 100;                         // nesting of lists/dicts/objects, and of macro calls
+  size_t max_memory = size_t(512) << 20;       // live bytes of the strings, lists and dicts the render made
+};
+
 // What a chat template is rendered with. JSON objects must be
 // nlohmann::ordered_json: key order is visible in the output (tojson).
 struct ChatTemplateInputs {
@@ -37,6 +51,9 @@ struct ChatTemplateInputs {
   nlohmann::ordered_json extra_context;
   // The clock strftime_now() reads; unset = the current local time.
   std::optional<std::tm> now;
+  TemplateLimits limits;
+  // Set (from any thread) to stop the render: it fails with kCancelled.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // A parsed template: parse once, render many times. Copies share the parsed
@@ -64,7 +81,7 @@ class ChatTemplate {
   // Renders with exactly these variables (a JSON object), for templates that
   // are not chat templates and for tests.
   Result<std::string> render_with(const nlohmann::ordered_json& variables,
-                                  std::optional<std::tm> now = std::nullopt) const;
+                                  std::optional<std::tm> now = std::nullopt, const TemplateLimits& limits = {}) const;
 
   const std::string& source() const;
 

@@ -75,18 +75,23 @@ const std::string& ChatTemplate::source() const { return impl_->source; }
 namespace {
 
 // Bytes of text in a JSON value: the rendered prompt is about that long.
-size_t text_bytes(const nlohmann::ordered_json& j) {
+// (Only a hint: deeper than any limit, it stops counting.)
+size_t text_bytes(const nlohmann::ordered_json& j, int depth = 0) {
   if (j.is_string()) return j.get_ref<const std::string&>().size();
   size_t n = 0;
-  if (j.is_structured())
-    for (const auto& e : j) n += text_bytes(e) + 16;
+  if (j.is_structured() && depth < 256)
+    for (const auto& e : j) n += text_bytes(e, depth + 1) + 16;
   return n;
 }
 
+// Runs `make_vars` (JSON -> values) and the render in one place, so every
+// JinjaError - from the inputs, the template or its sandbox - becomes an Error.
+template <class MakeVars>
 Result<std::string> render_dict(const jinja::Body& body, const std::vector<std::string>& root_undefined,
-                                const jinja::Dict& vars, std::optional<std::tm> now, size_t size_hint = 0) {
+                                MakeVars&& make_vars, jinja::RenderOptions options, size_t size_hint = 0) {
   try {
-    jinja::Interpreter interp(jinja::RenderOptions{now});
+    jinja::Dict vars = make_vars();
+    jinja::Interpreter interp(std::move(options));
     return interp.render(body, vars, root_undefined, size_hint);
   } catch (const jinja::JinjaError& e) {
     return std::unexpected(to_error(e, false));
@@ -99,15 +104,18 @@ Result<std::string> render_dict(const jinja::Body& body, const std::vector<std::
 
 }  // namespace
 
-Result<std::string> ChatTemplate::render_with(const nlohmann::ordered_json& variables,
-                                              std::optional<std::tm> now) const {
+Result<std::string> ChatTemplate::render_with(const nlohmann::ordered_json& variables, std::optional<std::tm> now,
+                                              const TemplateLimits& limits) const {
   if (!variables.is_object() && !variables.is_null())
     return make_error(ErrorCode::kInvalidArgument, "template variables must be a JSON object, got {}",
                       variables.type_name());
-  jinja::Dict vars;
-  if (variables.is_object())
-    for (const auto& [k, v] : variables.items()) vars.set(jinja::Value::string(k), jinja::from_json(v));
-  return render_dict(impl_->body, impl_->root_undefined, vars, now);
+  auto make_vars = [&] {
+    jinja::Dict vars;
+    if (variables.is_object())
+      for (const auto& [k, v] : variables.items()) vars.set(jinja::Value::string(k), jinja::from_json(v));
+    return vars;
+  };
+  return render_dict(impl_->body, impl_->root_undefined, make_vars, jinja::RenderOptions{now, limits, nullptr});
 }
 
 Result<std::string> ChatTemplate::render(const ChatTemplateInputs& in) const {
@@ -118,17 +126,21 @@ Result<std::string> ChatTemplate::render(const ChatTemplateInputs& in) const {
                       in.extra_context.type_name());
   // Built straight from the inputs: a conversation can be megabytes, so no
   // intermediate JSON copy.
-  using jinja::Value;
-  jinja::Dict vars;
-  vars.set(Value::string("messages"), jinja::from_json(in.messages));
-  if (!in.tools.is_null()) vars.set(Value::string("tools"), jinja::from_json(in.tools));
-  vars.set(Value::string("add_generation_prompt"), Value::boolean(in.add_generation_prompt));
-  vars.set(Value::string("bos_token"), Value::string(in.bos_token));
-  vars.set(Value::string("eos_token"), Value::string(in.eos_token));
-  if (in.extra_context.is_object())
-    for (const auto& [k, v] : in.extra_context.items()) vars.set(Value::string(k), jinja::from_json(v));
+  auto make_vars = [&] {
+    using jinja::Value;
+    jinja::Dict vars;
+    vars.set(Value::string("messages"), jinja::from_json(in.messages));
+    if (!in.tools.is_null()) vars.set(Value::string("tools"), jinja::from_json(in.tools));
+    vars.set(Value::string("add_generation_prompt"), Value::boolean(in.add_generation_prompt));
+    vars.set(Value::string("bos_token"), Value::string(in.bos_token));
+    vars.set(Value::string("eos_token"), Value::string(in.eos_token));
+    if (in.extra_context.is_object())
+      for (const auto& [k, v] : in.extra_context.items()) vars.set(Value::string(k), jinja::from_json(v));
+    return vars;
+  };
   const size_t hint = text_bytes(in.messages) + 4096;
-  return render_dict(impl_->body, impl_->root_undefined, vars, in.now, hint);
+  return render_dict(impl_->body, impl_->root_undefined, make_vars, jinja::RenderOptions{in.now, in.limits, in.cancel},
+                     hint);
 }
 
 }  // namespace codey

@@ -91,8 +91,10 @@ Value f_batch(Interpreter&, const Value& v, CallArgs& a) {
     }
   }
   if (!cur.empty()) {
-    if (b.has(1) && !b.get(1).is_none())
+    if (b.has(1) && !b.get(1).is_none()) {
+      sandbox_check_items(static_cast<size_t>(n));
       while (static_cast<int64_t>(cur.size()) < n) cur.push_back(b.get(1));
+    }
     out.push_back(Value::list(std::move(cur)));
   }
   return Value::list(std::move(out));
@@ -277,6 +279,7 @@ Value f_indent(Interpreter&, const Value& v, CallArgs& a) {
   Value width = b.get_or(0, Value::integer(4));
   bool first = truthy(b.get_or(1, Value::boolean(false)));
   bool blank = truthy(b.get_or(2, Value::boolean(false)));
+  if (!width.is_string()) check_padding("", arg_int(width), U' ');
   std::string indention = width.is_string() ? width.str() : std::string(static_cast<size_t>(std::max<int64_t>(0, arg_int(width))), ' ');
   // Jinja does `s += "\n"` on the value itself: only strings get through.
   if (v.is_undefined()) raise_undefined(v);
@@ -292,12 +295,14 @@ Value f_indent(Interpreter&, const Value& v, CallArgs& a) {
     for (size_t i = 0; i < lines.size(); ++i) {
       if (i) rv += "\n" + indention;
       rv += lines[i];
+      sandbox_check_string(rv.size());
     }
   } else {
     rv = lines.empty() ? "" : lines[0];
     for (size_t i = 1; i < lines.size(); ++i) {
       rv += "\n";
       if (!lines[i].empty()) rv += indention + lines[i];
+      sandbox_check_string(rv.size());
     }
   }
   if (first) rv = indention + rv;
@@ -322,6 +327,7 @@ Value f_join(Interpreter& interp, const Value& v, CallArgs& a) {
   for (const auto& item : iterate(v)) {
     if (i++) out += d;
     out += to_str(attribute.is_none() ? item : get_attribute_path(interp, item, attribute));
+    sandbox_check_string(out.size());  // the same big string may come a million times
   }
   return Value::string(std::move(out));
 }
@@ -505,6 +511,7 @@ Value f_slice(Interpreter&, const Value& v, CallArgs& a) {
   ArgBinder b("slice", a, {"slices", "fill_with"});
   int64_t slices = arg_int(b.get_or(0, Value::none()));
   if (slices <= 0) raise("ValueError", "slices must be positive");
+  sandbox_check_items(static_cast<size_t>(slices));
   std::vector<Value> seq = iterate(v);
   auto length = static_cast<int64_t>(seq.size());
   int64_t items_per_slice = length / slices;
@@ -1021,6 +1028,7 @@ Value g_strftime_now(Interpreter& interp, CallArgs& a) {
     localtime_r(&t, &tm);
   }
   if (f.empty()) return Value::string("");
+  sandbox_check_string(256 + f.size() * 8);
   std::string out(256 + f.size() * 8, '\0');
   size_t n = std::strftime(out.data(), out.size(), f.c_str(), &tm);
   out.resize(n);
@@ -1029,8 +1037,9 @@ Value g_strftime_now(Interpreter& interp, CallArgs& a) {
 
 class Cycler final : public Object {
  public:
-  explicit Cycler(std::vector<Value> items) : items_(std::move(items)) {}
+  explicit Cycler(std::vector<Value> items) : items_(std::move(items)), depth_(nested_depth(items_)) {}
   std::string_view type_name() const override { return "Cycler"; }
+  int depth() const override { return depth_; }
   std::optional<Value> get_attr(std::string_view name) const override {
     auto self = std::static_pointer_cast<const Cycler>(self_.lock());
     if (name == "current") return items_[pos_];
@@ -1053,6 +1062,7 @@ class Cycler final : public Object {
 
  private:
   std::vector<Value> items_;
+  int depth_;
   mutable size_t pos_ = 0;
 };
 

@@ -16,7 +16,6 @@
 namespace codey::jinja {
 namespace {
 
-constexpr int kMaxCallDepth = 256;  // nested macro calls / recursive loops
 
 class MacroObject final : public Object {
  public:
@@ -49,11 +48,37 @@ class MacroObject final : public Object {
   bool is_caller_;
 };
 
+// The bytes of a vector of values held outside a Value (a loop's items),
+// charged to the render's sandbox while held.
+class ChargedItems {
+ public:
+  explicit ChargedItems(std::vector<Value> items) : items_(std::move(items)), sandbox_(Sandbox::current()) {
+    if (sandbox_) {
+      bytes_ = items_.capacity() * sizeof(Value);
+      sandbox_->add_live(bytes_);
+    }
+  }
+  ~ChargedItems() {
+    if (sandbox_) sandbox_->sub_live(bytes_);
+  }
+  ChargedItems(const ChargedItems&) = delete;
+  ChargedItems& operator=(const ChargedItems&) = delete;
+  const std::vector<Value>& get() const { return items_; }
+
+ private:
+  std::vector<Value> items_;
+  Sandbox* sandbox_;
+  size_t bytes_ = 0;
+};
+
 class LoopContext final : public Object, public std::enable_shared_from_this<LoopContext> {
  public:
   LoopContext(std::vector<Value> items, int depth, const Stmt* stmt, FramePtr outer)
-      : items_(std::move(items)), depth_(depth), stmt_(stmt), outer_(outer) {}
+      : held_(std::move(items)), items_(held_.get()), item_depth_(nested_depth(items_)), depth_(depth), stmt_(stmt),
+        outer_(outer) {}
   void set_index(size_t i) { index0_ = i; }
+  const std::vector<Value>& items() const { return items_; }
+  int depth() const override { return item_depth_; }
 
   std::string_view type_name() const override { return "LoopContext"; }
   bool callable() const override { return true; }
@@ -107,7 +132,9 @@ class LoopContext final : public Object, public std::enable_shared_from_this<Loo
   std::string repr() const override { return fmt::format("<LoopContext {}/{}>", index0_ + 1, items_.size()); }
 
  private:
-  std::vector<Value> items_;
+  ChargedItems held_;
+  const std::vector<Value>& items_;
+  int item_depth_;
   size_t index0_ = 0;
   int depth_;
   const Stmt* stmt_;
@@ -122,12 +149,14 @@ struct OutputSwap {
   ~OutputSwap() { slot = saved; }
 };
 
+// Nested macro calls and recursive loops, at most TemplateLimits::max_depth
+// (each level is a dozen C++ frames).
 struct DepthCount {
   int& depth;
-  explicit DepthCount(int& d) : depth(d) {
-    if (++depth > kMaxCallDepth) {
+  DepthCount(int& d, int max) : depth(d) {
+    if (++depth > max) {
       --depth;
-      raise("RecursionError", "maximum recursion depth exceeded in the template");
+      raise("RecursionError", "maximum recursion depth exceeded in the template", ErrorCode::kResourceExhausted);
     }
   }
   ~DepthCount() { --depth; }
@@ -155,7 +184,8 @@ Value repeat(const Value& seq, int64_t n) {
   if (seq.is_string()) {
     const std::string& s = seq.str();
     if (!s.empty() && static_cast<uint64_t>(n) > (size_t{256} << 20) / s.size())
-      raise("MemoryError", "string repetition too large");
+      raise("MemoryError", "string repetition too large", ErrorCode::kResourceExhausted);
+    sandbox_check_string(s.size() * static_cast<size_t>(n));
     std::string out;
     out.reserve(s.size() * static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) out += s;
@@ -163,7 +193,8 @@ Value repeat(const Value& seq, int64_t n) {
   }
   const auto& items = seq.list().items;
   if (!items.empty() && static_cast<uint64_t>(n) > (size_t{16} << 20) / items.size())
-    raise("MemoryError", "list repetition too large");
+    raise("MemoryError", "list repetition too large", ErrorCode::kResourceExhausted);
+  sandbox_check_items(items.size() * static_cast<size_t>(n));
   std::vector<Value> out;
   for (int64_t i = 0; i < n; ++i) out.insert(out.end(), items.begin(), items.end());
   return Value::list(std::move(out), seq.list().is_tuple);
@@ -217,6 +248,7 @@ Value binary_op(BinOp op, const Value& a, const Value& b) {
       if (a.is_string()) {
         if (!b.is_string())
           raise_type_error(fmt::format("can only concatenate str (not \"{}\") to str", type_name(b)));
+        sandbox_check_string(a.str().size() + b.str().size());
         // markupsafe: Markup + str escapes the str (and str + Markup too).
         if (a.is_safe() && !b.is_safe()) return Value::string(a.str() + html_escape(b.str()), true);
         if (!a.is_safe() && b.is_safe()) return Value::string(html_escape(a.str()) + b.str(), true);
@@ -226,6 +258,7 @@ Value binary_op(BinOp op, const Value& a, const Value& b) {
         if (!b.is_list() || b.list().is_tuple != a.list().is_tuple)
           raise_type_error(fmt::format("can only concatenate {} (not \"{}\") to {}", seq_name(a), type_name(b),
                                        seq_name(a)));
+        sandbox_check_items(a.list().items.size() + b.list().items.size());
         std::vector<Value> items = a.list().items;
         items.insert(items.end(), b.list().items.begin(), b.list().items.end());
         return Value::list(std::move(items), a.list().is_tuple);
@@ -350,6 +383,12 @@ FramePtr Interpreter::new_frame(FramePtr parent) {
   return frames_.back().get();
 }
 
+void Interpreter::release_frames(size_t mark) {
+  for (size_t i = mark; i < frames_.size(); ++i)
+    if (frames_[i]->pinned) return;  // an object outlives them: keep the lot (their parents too)
+  frames_.resize(mark);
+}
+
 void Interpreter::bind_undefined(const FramePtr& f, const std::vector<std::string>& names) {
   for (const auto& n : names) f->set(n, Value::undefined(fmt::format("{} is undefined", repr_string(n))));
 }
@@ -364,14 +403,20 @@ FramePtr Interpreter::enter(FramePtr parent, const std::vector<std::string>& und
 
 std::string Interpreter::render(const Body& body, const Dict& vars, const std::vector<std::string>& root_undefined,
                                 size_t size_hint) {
+  Sandbox::Scope in_sandbox(&sandbox_);
   FramePtr root = new_frame(nullptr);
   for (const auto& [k, v] : vars.entries()) root->set(to_str(k), v);
   bind_undefined(root, root_undefined);
   std::string out;
-  out.reserve(std::min(size_hint, output_limit_));
+  out.reserve(std::min(size_hint, sandbox_.limits().max_string));
   OutputSwap swap(out_, &out);
   exec_body(body, root);
   return out;
+}
+
+void Interpreter::emit(std::string_view text) {
+  sandbox_.check_string(out_->size() + text.size());
+  *out_ += text;
 }
 
 std::string Interpreter::capture(const Body& body, const FramePtr& f) {
@@ -390,16 +435,16 @@ Interpreter::Flow Interpreter::exec_body(const Body& body, const FramePtr& f) {
 }
 
 Interpreter::Flow Interpreter::exec(const Stmt& s, const FramePtr& f) {
+  sandbox_.step();
   try {
     switch (s.kind) {
       case StmtKind::kOutput:
-        *out_ += s.text;
+        emit(s.text);
         break;
       case StmtKind::kPrint: {
         Value v = eval(*s.expr, f);
-        if (v.is_string()) *out_ += v.str();
-        else *out_ += to_str(v);
-        if (out_->size() > output_limit_) raise("MemoryError", "template output larger than 256 MiB");
+        if (v.is_string()) emit(v.str());
+        else emit(to_str(v));
         break;
       }
       case StmtKind::kIf:
@@ -425,11 +470,13 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, const FramePtr& f) {
         break;
       }
       case StmtKind::kMacro:
+        f->pinned = true;  // the macro may be called after this scope ends
         f->set(s.name, Value::object(std::make_shared<MacroObject>(&s, f, false)));
         break;
       case StmtKind::kCallBlock: {
+        f->pinned = true;
         Value caller = Value::object(std::make_shared<MacroObject>(&s, f, true));
-        *out_ += to_str(eval_call(*s.expr, f, &caller));
+        emit(to_str(eval_call(*s.expr, f, &caller)));
         break;
       }
       case StmtKind::kFilterBlock: {
@@ -437,7 +484,7 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, const FramePtr& f) {
         block_values_.push_back(Value::string(std::move(body)));
         Value v = eval(*s.expr, f);
         block_values_.pop_back();
-        *out_ += to_str(v);
+        emit(to_str(v));
         break;
       }
       case StmtKind::kWith: {
@@ -475,21 +522,28 @@ void Interpreter::run_loop(const Stmt& s, const FramePtr& outer, const Value& it
   // Jinja re-enters the loop body's scope on every iteration: a name set in
   // the body reads the outer value again at the start of the next one.
   FramePtr frame = new_frame(outer);
-  auto ctx = std::make_shared<LoopContext>(items, depth, &s, outer);
+  if (s.recursive) outer->pinned = true;  // loop(...) may be called through a stored `loop`
+  auto ctx = std::make_shared<LoopContext>(std::move(items), depth, &s, outer);
   const Value loop_value = Value::object(ctx);
-  for (size_t i = 0; i < items.size(); ++i) {
+  const std::vector<Value>& all = ctx->items();
+  for (size_t i = 0; i < all.size(); ++i) {
     ctx->set_index(i);
     frame->vars.clear();
     bind_undefined(frame, s.undefined_locals);
     frame->set("loop", loop_value);
-    assign(s.target, items[i], frame);
+    assign(s.target, all[i], frame);
+    // What an iteration made (scopes, inner loops and their items) goes
+    // with it: nested loops must not grow the render's memory.
+    const size_t mark = frame_count();
     Flow flow = exec_body(s.body, frame);
+    release_frames(mark);
     if (flow == Flow::kBreak) break;
   }
+  if (!frame->pinned) frame->vars.clear();  // the loop's items go now, not at the render's end
 }
 
 Value Interpreter::call_loop(const Stmt& loop, const FramePtr& outer, const Value& iterable, int depth) {
-  DepthCount guard(call_depth_);
+  DepthCount guard(call_depth_, sandbox_.limits().max_depth);
   std::string buf;
   {
     OutputSwap swap(out_, &buf);
@@ -524,8 +578,9 @@ void Interpreter::assign(const Target& t, Value v, const FramePtr& f) {
 }
 
 Value Interpreter::call_macro(const Stmt& m, const FramePtr& closure, CallArgs args, bool is_caller) {
-  DepthCount guard(call_depth_);
+  DepthCount guard(call_depth_, sandbox_.limits().max_depth);
   const std::string name = is_caller ? "caller" : m.name;
+  const size_t mark = frame_count();
   FramePtr frame = enter(closure, m.undefined_locals);
   const size_t n = m.params.size();
   const size_t n_pos = args.args.size();
@@ -588,7 +643,9 @@ Value Interpreter::call_macro(const Stmt& m, const FramePtr& closure, CallArgs a
       frame->set(m.params[i], Value::undefined(fmt::format("parameter {} was not provided", repr_string(m.params[i]))));
     }
   }
-  return Value::string(capture(m.body, frame));
+  Value out = Value::string(capture(m.body, frame));
+  release_frames(mark);
+  return out;
 }
 
 // ---- expressions
@@ -774,6 +831,7 @@ bool Interpreter::compare_op(CmpOp op, const Value& a, const Value& b) {
 }
 
 Value Interpreter::eval(const Expr& e, const FramePtr& f) {
+  sandbox_.step();
   switch (e.kind) {
     case ExprKind::kConst: return e.value;
     case ExprKind::kName: return lookup(e.name, f);
@@ -863,8 +921,9 @@ Value Interpreter::eval(const Expr& e, const FramePtr& f) {
       std::string out;
       for (const auto& i : e.items) {
         Value v = eval(*i, f);
-        if (v.is_string()) out += v.str();
-        else out += to_str(v);
+        const std::string part = v.is_string() ? v.str() : to_str(v);
+        sandbox_.check_string(out.size() + part.size());
+        out += part;
       }
       return Value::string(std::move(out));
     }

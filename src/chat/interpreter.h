@@ -12,18 +12,23 @@
 #include <vector>
 
 #include "chat/ast.h"
+#include "chat/sandbox.h"
 #include "chat/value.h"
 
 namespace codey::jinja {
 
 // Variables of one scope; lookups walk up to the template's root scope.
 // Frames are owned by the Interpreter (an arena for the render), so macros
-// and loops can point at them without reference cycles.
+// and loops can point at them without reference cycles. The frames a loop
+// iteration or a macro call made are freed when it ends, unless an object
+// that outlives it points at one (`pinned`: a macro's closure, a recursive
+// loop's scope).
 struct Frame;
 using FramePtr = Frame*;
 struct Frame {
   FramePtr parent = nullptr;
   std::vector<std::pair<std::string, Value>> vars;
+  bool pinned = false;
 
   explicit Frame(FramePtr p) : parent(p) {}
   Value* find_local(std::string_view name);
@@ -33,16 +38,20 @@ struct Frame {
 struct RenderOptions {
   // What strftime_now() reads; unset = the current local time.
   std::optional<std::tm> now;
+  TemplateLimits limits;
+  const std::atomic<bool>* cancel = nullptr;  // set: the render stops (kCancelled)
 };
 
 class Interpreter {
  public:
-  explicit Interpreter(RenderOptions options) : options_(std::move(options)) {}
+  explicit Interpreter(RenderOptions options)
+      : sandbox_(options.limits, options.cancel), options_(std::move(options)) {}
   ~Interpreter();
   Interpreter(const Interpreter&) = delete;
   Interpreter& operator=(const Interpreter&) = delete;
 
-  // Renders `body` with `vars` as the template's variables.
+  // Renders `body` with `vars` as the template's variables, in the sandbox
+  // of options.limits (JinjaError past a limit).
   // `size_hint`: expected output bytes (reserved up front; prompts of
   // megabytes would otherwise be re-copied as the output grows).
   std::string render(const Body& body, const Dict& vars, const std::vector<std::string>& root_undefined,
@@ -53,10 +62,14 @@ class Interpreter {
   Value getattr(const Value& obj, std::string_view name);
   Value getitem(const Value& obj, const Value& key);
   const RenderOptions& options() const { return options_; }
+  const Sandbox& sandbox() const { return sandbox_; }
   // namespace() objects may reference themselves; they are emptied when the
   // render ends so no cycle outlives it.
   void track(std::shared_ptr<Namespace> ns) { namespaces_.push_back(std::move(ns)); }
   FramePtr new_frame(FramePtr parent);
+  size_t frame_count() const { return frames_.size(); }
+  // Frees the frames made since `mark` (frame_count() then), unless one is pinned.
+  void release_frames(size_t mark);
   // A scope's frame with its undefined-at-entry locals bound (scopes.h).
   FramePtr enter(FramePtr parent, const std::vector<std::string>& undefined_locals);
   void bind_undefined(const FramePtr& f, const std::vector<std::string>& names);
@@ -73,6 +86,7 @@ class Interpreter {
   void run_loop(const Stmt& s, const FramePtr& outer, const Value& iterable, int depth);
   void assign(const Target& t, Value v, const FramePtr& f);
   std::string capture(const Body& body, const FramePtr& f);
+  void emit(std::string_view text);
 
   Value eval(const Expr& e, const FramePtr& f);
   Value lookup(std::string_view name, const FramePtr& f);
@@ -81,13 +95,15 @@ class Interpreter {
   Value eval_slice(const Value& obj, const Expr& slice, const FramePtr& f);
   bool compare_op(CmpOp op, const Value& a, const Value& b);
 
+  // First member: destroyed last, after every value of the render that is
+  // charged to it (frames, namespaces).
+  Sandbox sandbox_;
   RenderOptions options_;
   std::vector<std::unique_ptr<Frame>> frames_;
   std::vector<std::shared_ptr<Namespace>> namespaces_;
   std::string* out_ = nullptr;
   std::vector<Value> block_values_;  // innermost {% filter %} / {% set | f %} body
   int call_depth_ = 0;
-  size_t output_limit_ = size_t{256} << 20;
 };
 
 // Python operators (also used by filters like sum).

@@ -163,6 +163,7 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
       if (count < 0 || done < count) {
         out += rep;
         ++done;
+        sandbox_check_string(out.size());
       }
       append_utf8(out, c);
     }
@@ -176,6 +177,7 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
     if (p == std::string::npos) break;
     out.append(s, start, p - start);
     out += rep;
+    sandbox_check_string(out.size());
     start = p + old.size();
     ++done;
   }
@@ -221,10 +223,20 @@ std::string py_substr(const std::string& s, const Value& start, const Value& end
   return encode_utf8(cps.substr(static_cast<size_t>(b), static_cast<size_t>(e - b)));
 }
 
+// Bytes of `n` fill characters: checked before a width of 3e9 is honoured.
+void check_padding(const std::string& s, int64_t n, char32_t fill) {
+  std::string one;
+  append_utf8(one, fill);
+  if (n > 0 && static_cast<uint64_t>(n) > (uint64_t(1) << 40) / one.size())
+    raise("MemoryError", "a padding width that large", ErrorCode::kResourceExhausted);
+  sandbox_check_string(s.size() + static_cast<size_t>(n) * one.size());
+}
+
 std::string pad_string(const std::string& s, int64_t width, char32_t fill, char align) {
   auto len = static_cast<int64_t>(count_code_points(s));
   if (width <= len) return s;
   int64_t total = width - len;
+  check_padding(s, total, fill);
   int64_t left = 0;
   if (align == '>') left = total;
   else if (align == '^') left = total / 2;
@@ -240,6 +252,7 @@ std::string py_center(const std::string& s, int64_t width, char32_t fill) {
   auto len = static_cast<int64_t>(count_code_points(s));
   if (width <= len) return s;
   int64_t marg = width - len;
+  check_padding(s, marg, fill);
   int64_t left = marg / 2 + (marg & width & 1);
   std::string out;
   for (int64_t i = 0; i < left; ++i) append_utf8(out, fill);
@@ -818,6 +831,7 @@ Value str_method(Interpreter& interp, const Value& self, std::string_view name, 
         raise_type_error(fmt::format("sequence item {}: expected str instance, {} found", i, type_name(item)));
       if (i++) out += s;
       out += item.str();
+      sandbox_check_string(out.size());  // the same big string may come a million times
     }
     return Value::string(std::move(out));
   }
@@ -834,6 +848,7 @@ Value str_method(Interpreter& interp, const Value& self, std::string_view name, 
     int64_t width = arg_int(b.get_or(0, Value::integer(0)));
     auto len = static_cast<int64_t>(count_code_points(s));
     if (width <= len) return self;
+    check_padding(s, width - len, U'0');
     std::string sign;
     std::string rest = s;
     if (!s.empty() && (s[0] == '-' || s[0] == '+')) {

@@ -26,6 +26,9 @@ std::string py_title(const std::string& s);
 std::string py_capitalize(const std::string& s);
 // s[start:end] in code points (None / undefined: open end).
 std::string py_substr(const std::string& s, const Value& start, const Value& end);
+// MemoryError (in a render: chat/sandbox.h) before padding `s` with `n`
+// `fill` characters would make too long a string.
+void check_padding(const std::string& s, int64_t n, char32_t fill);
 // Pads to `width` code points: align '<' (ljust), '>' (rjust), '^' (centre).
 std::string pad_string(const std::string& s, int64_t width, char32_t fill, char align);
 std::string py_center(const std::string& s, int64_t width, char32_t fill);

@@ -8,9 +8,54 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "chat/sandbox.h"
 #include "chat/utf8.h"
 
 namespace codey::jinja {
+
+namespace {
+
+// A payload charged to the render's sandbox: its bytes come back when the
+// last value sharing it goes. The Sandbox outlives every value of its render
+// (Interpreter keeps it as its first member).
+template <class T>
+struct Charged {
+  Charged(T&& v, Sandbox* s, size_t b) : value(std::move(v)), sandbox(s), bytes(b) {}
+  Charged(const Charged&) = delete;
+  Charged& operator=(const Charged&) = delete;
+  ~Charged() { sandbox->sub_live(bytes); }
+  T value;
+  Sandbox* sandbox;
+  size_t bytes;
+};
+
+template <class U>
+std::shared_ptr<void> make_payload(U&& v, size_t bytes) {
+  static_assert(!std::is_reference_v<U>, "takes its payload by move");
+  Sandbox* sb = Sandbox::current();
+  if (!sb) return std::make_shared<U>(std::move(v));
+  sb->add_steps(1 + bytes / 128);  // copying what it holds is work too (~8 values, 128 bytes of text)
+  sb->add_live(bytes);  // MemoryError beyond max_memory, before anything is held
+  auto c = std::make_shared<Charged<U>>(std::move(v), sb, bytes);
+  return std::shared_ptr<void>(c, &c->value);  // the payload is the value; the block owns the charge
+}
+
+// A recursion guard for the functions that walk values (str/repr, ==, <,
+// json): values nest at most max_depth, but a namespace may hold itself.
+struct WalkDepth {
+  static thread_local int depth;
+  WalkDepth() {
+    if (++depth > 1000) {
+      --depth;
+      raise("RecursionError", "maximum recursion depth exceeded while walking a value", ErrorCode::kResourceExhausted);
+    }
+    sandbox_step();
+  }
+  ~WalkDepth() { --depth; }
+};
+thread_local int WalkDepth::depth = 0;
+
+}  // namespace
 
 void raise(std::string type, std::string message, ErrorCode code) {
   throw JinjaError(std::move(type), std::move(message), code);
@@ -56,20 +101,47 @@ Value Value::undefined(std::string message, std::string exc_type) {
 Value Value::string(std::string s, bool safe) {
   Value v(Kind::kString);
   v.flag_ = safe;
-  v.ptr_ = std::make_shared<std::string>(std::move(s));
+  if (Sandbox* sb = Sandbox::current()) sb->check_string(s.size());
+  const size_t bytes = sizeof(std::string) + s.capacity();
+  v.ptr_ = make_payload(std::move(s), bytes);
   return v;
 }
 
 Value Value::list(std::vector<Value> items, bool is_tuple) {
   Value v(Kind::kList);
-  v.ptr_ = std::make_shared<List>(List{std::move(items), is_tuple});
+  sandbox_check_items(items.size());
+  const int depth = nested_depth(items);
+  const size_t bytes = sizeof(List) + items.capacity() * sizeof(Value);
+  v.ptr_ = make_payload(List{std::move(items), is_tuple, depth}, bytes);
   return v;
 }
 
 Value Value::dict(Dict d) {
   Value v(Kind::kDict);
-  v.ptr_ = std::make_shared<Dict>(std::move(d));
+  sandbox_check_items(d.size());
+  int deepest = 0;
+  for (const auto& [k, val] : d.entries()) deepest = std::max({deepest, value_depth(k), value_depth(val)});
+  d.depth = deepest + 1;
+  if (Sandbox* sb = Sandbox::current()) sb->check_depth(d.depth);
+  const size_t bytes = sizeof(Dict) + d.size() * sizeof(Dict::Entry);
+  v.ptr_ = make_payload(std::move(d), bytes);
   return v;
+}
+
+int value_depth(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::kList: return v.list().depth;
+    case Value::Kind::kDict: return v.dict().depth;
+    case Value::Kind::kObject: return v.object().depth();
+    default: return 0;
+  }
+}
+
+int nested_depth(const std::vector<Value>& items) {
+  int deepest = 0;
+  for (const auto& item : items) deepest = std::max(deepest, value_depth(item));
+  if (Sandbox* sb = Sandbox::current()) sb->check_depth(deepest + 1);
+  return deepest + 1;
 }
 
 Value Value::object(std::shared_ptr<Object> o) {
@@ -103,7 +175,17 @@ std::optional<Value> Namespace::get_attr(std::string_view name) const {
   return std::nullopt;
 }
 
-std::string Namespace::repr() const { return "<Namespace " + jinja::repr(Value::dict(attrs_)) + ">"; }
+// Python's repr guards a dict that contains itself ("{...}"); a namespace
+// may hold itself through its attributes.
+std::string Namespace::repr() const {
+  static thread_local std::vector<const Namespace*> active;
+  if (std::find(active.begin(), active.end(), this) != active.end()) return "<Namespace {...}>";
+  active.push_back(this);
+  struct Pop {
+    ~Pop() { active.pop_back(); }
+  } pop;
+  return "<Namespace " + jinja::repr(Value::dict(attrs_)) + ">";
+}
 
 // ---- Python semantics
 
@@ -248,6 +330,10 @@ void append_sequence(std::string& out, const List& l) {
 }
 
 void append_str(std::string& out, const Value& v, bool as_repr) {
+  WalkDepth guard;
+  // A list may hold the same big string a million times: the text is
+  // checked as it grows, not after.
+  sandbox_check_string(out.size());
   switch (v.kind()) {
     case Value::Kind::kUndefined: out += as_repr ? "Undefined" : ""; return;
     case Value::Kind::kNone: out += "None"; return;
@@ -297,6 +383,7 @@ std::string repr(const Value& v) {
 }
 
 bool equals(const Value& a, const Value& b) {
+  WalkDepth guard;
   if (a.is_number() && b.is_number()) {
     if (a.is_integral() && b.is_integral()) return a.as_int() == b.as_int();
     return a.as_double() == b.as_double();
@@ -332,6 +419,7 @@ bool equals(const Value& a, const Value& b) {
 void raise_undefined(const Value& v) { raise(v.undefined_exc_type(), v.undefined_message()); }
 
 int compare(const Value& a, const Value& b, std::string_view op) {
+  WalkDepth guard;
   if (a.is_undefined()) raise_undefined(a);
   if (b.is_undefined()) raise_undefined(b);
   if (a.is_number() && b.is_number()) {
@@ -369,6 +457,7 @@ std::vector<Value> iterate(const Value& v) {
     case Value::Kind::kString: {
       std::vector<Value> chars;
       const std::string& s = v.str();
+      sandbox_check_items(s.size() > (size_t(1) << 20) ? count_code_points(s) : 0);
       if (is_ascii(s)) {
         for (char c : s) chars.push_back(Value::string(std::string(1, c)));  // Markup iterates as str
       } else {
@@ -396,6 +485,9 @@ size_t length(const Value& v) {
 
 Value from_json(const nlohmann::ordered_json& j) {
   using T = nlohmann::ordered_json::value_t;
+  // JSON from outside comes within parse_json's limits; this guards the
+  // recursion for any other caller.
+  WalkDepth guard;
   switch (j.type()) {
     case T::null:
     case T::discarded: return Value::none();
@@ -484,6 +576,8 @@ std::string json_key(const Value& k) {
 }
 
 void json_value(std::string& out, const Value& v, const JsonOptions& o, int level) {
+  WalkDepth guard;
+  sandbox_check_string(out.size());
   auto newline = [&](int lvl) {
     if (!o.indent) return;
     out.push_back('\n');

@@ -42,6 +42,7 @@ class Interpreter;
 struct List {
   std::vector<Value> items;
   bool is_tuple = false;
+  int depth = 1;  // nesting levels, this one included (set by Value::list)
 };
 
 // Insertion-ordered mapping with Python key equality (1 == 1.0 == True).
@@ -59,6 +60,7 @@ class Dict {
   size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
   void reserve(size_t n) { entries_.reserve(n); }
+  int depth = 1;  // nesting levels, this one included (set by Value::dict)
 
  private:
   std::vector<Entry> entries_;
@@ -71,7 +73,9 @@ struct UndefinedInfo {
 };
 
 // Immutable once built (lists and dicts are shared, copies are cheap); only
-// Namespace objects change, through their own interface.
+// Namespace objects change, through their own interface. Inside a render,
+// making a string, list or dict is checked against the render's sandbox
+// (size, nesting, live memory: chat/sandbox.h) and charged to it.
 class Value {
  public:
   enum class Kind : uint8_t { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kObject };
@@ -158,6 +162,10 @@ class Object {
   virtual bool callable() const { return false; }
   virtual Value call(Interpreter& interp, CallArgs args) const;
   virtual std::string repr() const;
+  // Nesting levels of the values it holds, itself included (lists and dicts
+  // count theirs the same way), so that no chain of values gets deeper than
+  // the sandbox allows (its destruction would recurse as deep).
+  virtual int depth() const { return 1; }
 };
 
 // namespace(): the one mutable object, so loops can carry state out.
@@ -190,6 +198,11 @@ class NativeFunction final : public Object {
   std::string type_;
   Fn fn_;
 };
+
+// Nesting levels: 0 for scalars, 1 + the deepest item for lists and dicts.
+int value_depth(const Value& v);
+// max(value_depth) over `items`, + 1; MemoryError beyond the sandbox's limit.
+int nested_depth(const std::vector<Value>& items);
 
 // Python semantics.
 std::string_view type_name(const Value& v);

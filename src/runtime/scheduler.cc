@@ -168,6 +168,9 @@ Result<std::vector<TokenId>> Scheduler::build_prompt(const Request& r, RequestEr
     if (tok.bos() != kNoToken) in.bos_token = std::string(tok.token_to_piece(tok.bos(), true));
     if (tok.eos() != kNoToken) in.eos_token = std::string(tok.token_to_piece(tok.eos(), true));
     in.extra_context = q.template_context;
+    // The template comes from the model file: it renders in its sandbox
+    // (TemplateLimits), and a client that goes away stops it.
+    in.cancel = &r.cancelled;
     auto text = e_.chat_template->render(in);
     if (!text) return std::unexpected(std::move(text.error()).with_context("rendering the chat template"));
     std::string_view body = *text;

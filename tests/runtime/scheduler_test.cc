@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "runtime/runtime_testing.h"
+#include "testing/gguf_template.h"
 
 namespace codey {
 namespace {
@@ -259,6 +260,52 @@ TEST(Scheduler, CancellationFreesTheSlotAtTheNextStep) {
   auto e3 = drain(*rig.rt->submit(q3));
   EXPECT_EQ(e3.back().finish, FinishReason::kCancelled);
   EXPECT_EQ(count_tokens(e3), 0);
+}
+
+// A model file's chat template is untrusted code (issue #16): a hostile one
+// fails its request with the sandbox's error, the model keeps serving, and a
+// cancelled request stops its render (it would run into the time limit).
+TEST(Scheduler, HostileTemplatesFailTheirRequestAndCancelStopsTheRender) {
+  const std::string dir = testing::temp_dir();
+  const std::string endless = dir + "/endless.gguf", deep_path = dir + "/deep.gguf";
+  testing::copy_with_template(testing::tiny_model(), endless,
+                              "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}");
+  testing::copy_with_template(testing::tiny_model(), deep_path,
+                              "{% set ns = namespace(l=[]) %}{% for m in messages * 1000 %}{% set ns.l = [ns.l, m] %}"
+                              "{% endfor %}{{ ns.l }}");
+  ModelConfig e = tiny_config("endless");
+  e.path = endless;
+  ModelConfig c = tiny_config("deep");
+  c.path = deep_path;
+  Rig rig({e, c, tiny_config("fine")});
+  ASSERT_TRUE(rig.rt->load("endless").has_value());
+  auto chat = [](std::string model) {
+    GenerateRequest q;
+    q.model = std::move(model);
+    q.messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", "hi"}}});
+    q.max_tokens = 2;
+    return q;
+  };
+  auto deep = rig.rt->generate(chat("deep"));
+  ASSERT_FALSE(deep.has_value());
+  EXPECT_EQ(deep.error().code, RequestErrorCode::kInvalidRequest);
+  EXPECT_NE(deep.error().message.find("nest deeper than the template limit"), std::string::npos)
+      << deep.error().message;
+  // Taken off the queue (rendering), then cancelled.
+  auto s = rig.rt->submit(chat("endless"));
+  ASSERT_TRUE(eventually([&] { return rig.status("endless").queued == 0; }));
+  s->cancel();
+  auto evs = drain(*s);
+  ASSERT_FALSE(evs.empty());
+  const Event& last = evs.back();
+  if (last.type == EventType::kError) {
+    EXPECT_NE(last.error.message.find("the render was cancelled"), std::string::npos) << last.error.message;
+  } else {
+    EXPECT_EQ(last.finish, FinishReason::kCancelled);
+  }
+  // Other models are unaffected, and so is the next request of this one's neighbours.
+  auto ok = rig.rt->generate(chat("fine"));
+  EXPECT_TRUE(ok.has_value()) << ok.error().message;
 }
 
 TEST(Scheduler, DeadlineCountsFromWhenTheRequestStartsRunning) {

@@ -26,11 +26,23 @@ class Hardening : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(temp_dir());
-    synth_tiny(*dir_);
+    const std::string tiny = synth_tiny(*dir_);
+    // Finding 8: templates inside a GGUF are untrusted code.
+    copy_with_template(tiny, *dir_ + "/cycle.gguf", "{% set ns = namespace(x=0) %}{% set ns.x = ns %}{{ ns }}");
+    copy_with_template(tiny, *dir_ + "/deep.gguf",
+                       "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% for j in range(20) %}"
+                       "{% set ns.l = [ns.l] %}{% endfor %}{% endfor %}{{ ns.l|length }}");
+    copy_with_template(tiny, *dir_ + "/loops.gguf",
+                       "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}");
+    copy_with_template(tiny, *dir_ + "/ljust.gguf", "{{ 'a'.ljust(3000000000) }}");
     std::ofstream(*dir_ + "/codey.yaml") << R"(memory_budget: 512MiB
 threads: 1
 models:
   tiny: {path: tiny.gguf, ctx: 512, parallel: 2, queue: 8}
+  cycle: {path: cycle.gguf, ctx: 512}
+  deep: {path: deep.gguf, ctx: 512}
+  loops: {path: loops.gguf, ctx: 512}
+  ljust: {path: ljust.gguf, ctx: 512}
 server:
   host: 127.0.0.1
   port: 0
@@ -199,6 +211,34 @@ TEST_F(Hardening, ManyTinyValuesStayBounded) {
   const uint64_t grew_mib = (proc_status_kib(pid(), "VmHWM:") - hwm0) / 1024;
   EXPECT_LT(grew_mib, 300u) << "peak memory grew by " << grew_mib << " MiB for four 8 MiB bodies";
   std::printf("four 8 MiB bodies of [],[],...: peak memory +%llu MiB\n", static_cast<unsigned long long>(grew_mib));
+}
+
+// Finding 8: a namespace holding itself and a 2M-deep list crashed the
+// process (SIGSEGV); nested range(100000) loops never ended and grew memory;
+// ljust(3e9) had no cap. Now each request fails (or, for the namespace,
+// renders like Python does) and the server keeps serving.
+TEST_F(Hardening, HostileTemplatesFailTheRequestNotTheServer) {
+  REQUIRE_CURL();
+  const std::string chat = R"("messages":[{"role":"user","content":"hi"}],"max_tokens":2,"stream":false})";
+  Http cycle = curl("POST", url() + "/v1/chat/completions", R"({"model":"cycle",)" + chat);
+  EXPECT_EQ(cycle.status, 200) << cycle.body.substr(0, 300);
+  const uint64_t hwm0 = proc_status_kib(pid(), "VmHWM:");
+  struct Case {
+    const char* model;
+    const char* message;
+  };
+  for (const Case& c : {Case{"deep", "nest deeper than the template limit"},
+                        Case{"loops", "SandboxError: the template ran"},
+                        Case{"ljust", "larger than the template limit"}}) {
+    Http h = curl("POST", url() + "/v1/chat/completions", std::string(R"({"model":")") + c.model + "\"," + chat,
+                  "--max-time 120");
+    EXPECT_EQ(h.status, 400) << c.model << ": " << h.body.substr(0, 300);
+    EXPECT_NE(h.body.find(c.message), std::string::npos) << c.model << ": " << h.body.substr(0, 300);
+    EXPECT_EQ(curl("GET", url() + "/health", "", "--max-time 20", false).status, 200) << c.model;
+  }
+  const uint64_t grew_mib = (proc_status_kib(pid(), "VmHWM:") - hwm0) / 1024;
+  EXPECT_LT(grew_mib, 600u) << "peak memory grew by " << grew_mib << " MiB";
+  std::printf("hostile templates: peak memory +%llu MiB\n", static_cast<unsigned long long>(grew_mib));
 }
 
 }  // namespace

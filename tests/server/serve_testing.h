@@ -31,9 +31,12 @@
 #include <nlohmann/json.hpp>
 
 #include "codey/gguf.h"
+#include "testing/gguf_template.h"
 #include "testing/testing.h"
 
 namespace codey::serve_testing {
+
+using testing::copy_with_template;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -69,20 +72,6 @@ inline std::string synth_tiny(const std::string& dir, const std::string& name = 
                                std::to_string(2 * n_embd), "--n-vocab", "262", "--ctx", "4096", "-o", path});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return path;
-}
-
-// A copy of a GGUF file with another chat template.
-inline void copy_with_template(const std::string& src, const std::string& dst, const std::string& templ) {
-  auto f = GgufFile::open(src);
-  ASSERT_TRUE(f.has_value()) << f.error().message;
-  GgufWriter w;
-  for (const auto& [k, v] : f->metadata()) w.set(std::string(k), v);
-  w.set("tokenizer.chat_template", GgufValue::make_string(templ));
-  w.set_alignment(f->alignment());
-  for (const auto& t : f->tensors()) w.add_tensor(std::string(t.name), t.type, std::span(t.ne.data(), size_t(t.n_dims)));
-  ASSERT_TRUE(w.begin(dst).has_value());
-  for (const auto& t : f->tensors()) ASSERT_TRUE(w.write_tensor_data(f->view(t).data).has_value());
-  ASSERT_TRUE(w.finish().has_value());
 }
 
 inline std::string serve_binary() {
