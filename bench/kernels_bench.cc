@@ -3,6 +3,10 @@
 // weight type for one token (weight GB/s: bandwidth bound) and for a 512-token
 // batch (GOP/s: compute bound), attention at several context lengths, and the
 // elementwise ops. Every ISA this CPU supports; `--benchmark_filter=avx512`.
+// The machine's read bandwidth for the bench threads (codey/measure.h) is
+// measured first, reported in the context and as the share of it each matmul
+// streams (of_read_limit; the int8 peaks are the int8_peak/ISA benchmarks);
+// CODEY_BENCH_LIMITS=0 skips it.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -14,6 +18,7 @@
 #include <vector>
 
 #include "codey/kernels.h"
+#include "codey/measure.h"
 #include "codey/quant.h"
 #include "codey/thread_pool.h"
 
@@ -27,6 +32,9 @@ int bench_threads() {
   }();
   return n;
 }
+
+// Measured once before the benchmarks run (zero when skipped).
+double g_read_gbps = 0;
 
 ThreadPool& pool() {
   static ThreadPool p(bench_threads());
@@ -88,6 +96,9 @@ void BM_Matmul(benchmark::State& state, std::string isa, TensorType type, int64_
   state.counters["GOP/s"] =
       benchmark::Counter(iters * 2.0 * static_cast<double>(rows * cols * m) / 1e9, benchmark::Counter::kIsRate);
   state.counters["tok/s"] = benchmark::Counter(iters * static_cast<double>(m), benchmark::Counter::kIsRate);
+  if (g_read_gbps > 0)
+    state.counters["of_read_limit"] = benchmark::Counter(
+        iters * static_cast<double>(w.bytes.size()) / 1e9 / g_read_gbps, benchmark::Counter::kIsRate);
 }
 
 // The table's int8 multiply-accumulate peak on every pool thread
@@ -269,6 +280,12 @@ void register_all() {
 }  // namespace codey::kernels
 
 int main(int argc, char** argv) {
+  const char* limits = std::getenv("CODEY_BENCH_LIMITS");
+  if (!limits || std::string(limits) != "0") {
+    using namespace codey;
+    kernels::g_read_gbps = measure::read_bandwidth_gbps(kernels::bench_threads());
+    benchmark::AddCustomContext("read_GB/s_limit", fmt::format("{:.1f}", kernels::g_read_gbps));
+  }
   codey::kernels::register_all();
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -186,15 +186,26 @@ inline double seconds_since(Clock::time_point t0) {
 
 // CPU features relevant to kernel dispatch (cpuid + OS support via xgetbv).
 struct CpuFeatures {
-  bool avx2 = false, fma = false, f16c = false;
+  bool avx2 = false, fma = false, f16c = false, bmi2 = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512vnni = false, avx512bf16 = false, avxvnni = false;
   std::string brand;
+  // The names of the features present ("avx2", "fma", ...), in a fixed order.
+  std::vector<std::string> names() const;
 };
 const CpuFeatures& cpu_features();
 
-// Cores this process may use: affinity mask, then cgroup v2/v1 CPU quota.
-// `cgroup_root` lets tests point at a fake tree (default "/sys/fs/cgroup").
+// The cgroup facts every other place reads from here. `cgroup_root` lets tests
+// point at a fake tree (default "/sys/fs/cgroup"); v2 files first, then v1.
+// CPU quota in cores (cpu.max; cpu.cfs_quota_us / cpu.cfs_period_us); 0 = none.
+double cgroup_cpu_quota(const std::string& cgroup_root = "/sys/fs/cgroup");
+// Memory limit in bytes (memory.max; memory.limit_in_bytes, whose "no limit"
+// is a huge number); 0 = none.
+uint64_t cgroup_memory_limit(const std::string& cgroup_root = "/sys/fs/cgroup");
+// CPUs in this process's affinity mask (0 if it cannot be read).
+int affinity_cpus();
+// Cores this process may use: the affinity mask, then the cgroup CPU quota
+// (rounded up).
 int usable_cores(const std::string& cgroup_root = "/sys/fs/cgroup");
 // Memory this process may use: cgroup limit, else MemAvailable. Bytes.
 uint64_t usable_memory_bytes(const std::string& cgroup_root = "/sys/fs/cgroup");

@@ -254,6 +254,8 @@ struct GgufSummary {
   double bits_per_weight() const { return n_params ? 8.0 * double(tensor_bytes) / double(n_params) : 0; }
 };
 Result<GgufSummary> summarize(const GgufFile& file);
+// general.file_type (llama_ftype) as its name: 15 -> "Q4_K_M"; "unknown".
+std::string_view file_type_name(uint64_t file_type);
 
 // Memory a model needs at a context: mapped weights + KV cache + scratch.
 struct MemoryEstimate {

@@ -234,6 +234,11 @@ class Model {
   // (of a mixture, the n_expert_used routed experts of each layer), the
   // output matrix and one embedding row. The bandwidth bound of generation.
   uint64_t active_weight_bytes() const { return active_weight_bytes_; }
+  // Ops (2 per multiply-add) of one token through every layer's matrices (of
+  // a mixture, the routed experts): the compute bound of prompt processing.
+  double layer_ops_per_token() const { return layer_ops_; }
+  // Ops of the output matrix, for a token whose logits are asked for.
+  double output_ops_per_token() const { return output_ops_; }
   // "llama 4L 256d 8h/4kv ff768 vocab32256"
   std::string describe() const;
 
@@ -257,6 +262,7 @@ class Model {
   std::vector<Released> released_;
   size_t weight_bytes_ = 0;
   uint64_t n_params_ = 0, n_active_params_ = 0, active_weight_bytes_ = 0;
+  double layer_ops_ = 0, output_ops_ = 0;
 };
 
 // A batch for one forward pass: tokens of one or more sequences. Each

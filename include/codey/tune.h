@@ -15,55 +15,15 @@
 #include <vector>
 
 #include "codey/base.h"
+#include "codey/measure.h"
 #include "codey/runtime.h"
 #include "codey/tensor.h"
 
 namespace codey::tune {
 
-// ------------------------------------------------------------- machine --
-
-struct CacheInfo {
-  int level = 0;
-  std::string type;       // "Data", "Instruction", "Unified"
-  uint64_t bytes = 0;
-  int shared_cpus = 0;    // CPUs sharing this cache (from shared_cpu_list)
-};
-
-struct MachineInfo {
-  std::string hostname;
-  std::string cpu_brand;
-  int online_cpus = 0;        // sysconf(_SC_NPROCESSORS_ONLN)
-  int affinity_cpus = 0;      // CPUs in this process's affinity mask
-  double cpu_quota = 0;       // cgroup CPU quota in cores (0 = none)
-  int usable_cores = 0;       // usable_cores(): affinity, then the quota rounded up
-  uint64_t physical_memory = 0;
-  uint64_t memory_limit = 0;  // cgroup memory limit (0 = none)
-  uint64_t usable_memory = 0; // usable_memory_bytes(): the limit or MemAvailable
-  std::string isa;            // kernel table in use (ref, avx2, avx512)
-  std::vector<std::string> cpu_flags;  // the features dispatch looks at, present on this CPU
-  std::vector<CacheInfo> caches;       // of cpu0, by level
-
-  // "AMD EPYC, 2/2 cores usable, avx512, 23.4 GiB (limit none), L1d 48 KiB L2 1 MiB L3 32 MiB"
-  std::string describe() const;
-  // For the config comment: "host (AMD EPYC, 2 cores, avx512)".
-  std::string short_description() const;
-};
-
-// `cgroup_root` and `sysfs_cpu_root` let tests point at fake trees.
-MachineInfo detect_machine(const std::string& cgroup_root = "/sys/fs/cgroup",
-                           const std::string& sysfs_cpu_root = "/sys/devices/system/cpu");
-// Caches of cpu0 from <sysfs_cpu_root>/cpu0/cache/index*/.
-std::vector<CacheInfo> read_caches(const std::string& sysfs_cpu_root);
-
-// ---------------------------------------------------------- statistics --
-
-struct Stats {
-  double mean = 0, stddev = 0;  // sample standard deviation (0 with one sample)
-  int n = 0;
-};
-Stats stats_of(std::span<const double> samples);
-// "12.34 ± 0.56"
-std::string format_stats(const Stats& s);
+// The machine facts and the statistics are measure's (codey/measure.h).
+using measure::MachineInfo;
+using measure::Stats;
 
 // ------------------------------------------------------------- the sweep --
 

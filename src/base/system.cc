@@ -1,5 +1,6 @@
 // Facts about the machine: CPU features, usable cores and memory (cgroup- and
-// affinity-aware), process memory; and byte-size formatting/parsing.
+// affinity-aware: the one place that reads cgroup files), process memory; and
+// byte-size formatting/parsing.
 #include <cpuid.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -37,6 +38,7 @@ CpuFeatures detect() {
     __cpuid_count(7, 0, a, b, c, d);
     f.avx2 = ymm_ok && (b & (1u << 5));
     f.fma = ymm_ok && fma;
+    f.bmi2 = (b & (1u << 8)) != 0;
     f.f16c = ymm_ok && f16c;
     f.avx512f = zmm_ok && (b & (1u << 16));
     f.avx512dq = zmm_ok && (b & (1u << 17));
@@ -76,29 +78,56 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
-int usable_cores(const std::string& cgroup_root) {
-  int n = 0;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
-  if (n <= 0) n = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-  if (n <= 0) n = 1;
-  // cgroup v2: "max 100000" or "200000 100000"
-  double quota_cores = 0;
-  {
-    std::istringstream ss(read_first_line(cgroup_root + "/cpu.max"));
+std::vector<std::string> CpuFeatures::names() const {
+  const std::pair<bool, const char*> flags[] = {
+      {avx2, "avx2"},         {fma, "fma"},           {f16c, "f16c"},         {bmi2, "bmi2"},
+      {avx512f, "avx512f"},   {avx512bw, "avx512bw"}, {avx512vl, "avx512vl"}, {avx512dq, "avx512dq"},
+      {avx512vnni, "avx512vnni"}, {avx512bf16, "avx512bf16"}, {avxvnni, "avxvnni"}};
+  std::vector<std::string> out;
+  for (const auto& [on, name] : flags)
+    if (on) out.emplace_back(name);
+  return out;
+}
+
+double cgroup_cpu_quota(const std::string& root) {
+  {  // cgroup v2: "max 100000" or "200000 100000"
+    std::istringstream ss(read_first_line(root + "/cpu.max"));
     std::string q;
     double period = 0;
-    if (ss >> q >> period && q != "max" && period > 0) quota_cores = std::atof(q.c_str()) / period;
+    if (ss >> q >> period && q != "max" && period > 0) return std::atof(q.c_str()) / period;
   }
-  if (quota_cores <= 0) {  // cgroup v1
-    std::string q = read_first_line(cgroup_root + "/cpu/cpu.cfs_quota_us");
-    std::string p = read_first_line(cgroup_root + "/cpu/cpu.cfs_period_us");
-    if (!q.empty() && !p.empty()) {
-      double qv = std::atof(q.c_str()), pv = std::atof(p.c_str());
-      if (qv > 0 && pv > 0) quota_cores = qv / pv;
-    }
+  const std::string q = read_first_line(root + "/cpu/cpu.cfs_quota_us");
+  const std::string p = read_first_line(root + "/cpu/cpu.cfs_period_us");
+  if (!q.empty() && !p.empty()) {
+    const double qv = std::atof(q.c_str()), pv = std::atof(p.c_str());
+    if (qv > 0 && pv > 0) return qv / pv;
   }
+  return 0;
+}
+
+uint64_t cgroup_memory_limit(const std::string& root) {
+  for (const char* file : {"/memory.max", "/memory/memory.limit_in_bytes"}) {
+    std::string v = read_first_line(root + file);
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.pop_back();
+    if (v.empty()) continue;
+    if (v == "max") return 0;
+    const uint64_t limit = std::strtoull(v.c_str(), nullptr, 10);
+    return limit > 0 && limit < physical_memory_bytes() ? limit : 0;
+  }
+  return 0;
+}
+
+int affinity_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+}
+
+int usable_cores(const std::string& cgroup_root) {
+  int n = affinity_cpus();
+  if (n <= 0) n = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  if (n <= 0) n = 1;
+  const double quota_cores = cgroup_cpu_quota(cgroup_root);
   if (quota_cores > 0) n = std::min(n, std::max(1, static_cast<int>(std::ceil(quota_cores - 1e-9))));
   return n;
 }
@@ -123,15 +152,8 @@ uint64_t usable_memory_bytes(const std::string& cgroup_root) {
     }
   }
   if (avail == 0) avail = physical_memory_bytes();
-  for (const char* file : {"/memory.max", "/memory/memory.limit_in_bytes"}) {
-    std::string v = read_first_line(cgroup_root + file);
-    if (!v.empty() && v != "max") {
-      uint64_t limit = std::strtoull(v.c_str(), nullptr, 10);
-      if (limit > 0 && limit < avail) avail = limit;
-      break;
-    }
-  }
-  return avail;
+  const uint64_t limit = cgroup_memory_limit(cgroup_root);
+  return limit > 0 && limit < avail ? limit : avail;
 }
 
 uint64_t peak_rss_bytes() {

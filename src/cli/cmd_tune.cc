@@ -19,6 +19,7 @@
 #include "cli/progress.h"
 #include "codey/convert.h"
 #include "codey/gguf.h"
+#include "codey/measure.h"
 #include "codey/runtime.h"
 #include "codey/tune.h"
 
@@ -38,7 +39,7 @@ struct TuneCliOptions {
   std::string model, config, name, budget = "2m", ctx_tolerance = "10%";
   int64_t ttft_tokens = 2048, gen_tokens = 256, max_ctx = 0;
   int repetitions = 3;
-  bool dry_run = false, json = false;
+  bool dry_run = false, json = false, virtual_clock = false;
   std::string cgroup_root = "/sys/fs/cgroup", sysfs_cpu_root = "/sys/devices/system/cpu";
 };
 
@@ -161,6 +162,7 @@ int run_tune_cli(const TuneCliOptions& c) {
   o.cgroup_root = c.cgroup_root;
   o.sysfs_cpu_root = c.sysfs_cpu_root;
   o.stop = &g_stop;
+  if (c.virtual_clock) o.clock = measure::virtual_clock();
   {
     std::error_code ec;
     if (!fs::is_regular_file(c.model, ec)) return fail(fmt::format("model file '{}' not found", c.model));
@@ -210,7 +212,7 @@ int run_tune_cli(const TuneCliOptions& c) {
       const auto& t = *p.done;
       if (!c.json || line.tty())
         std::fprintf(stderr, "  %-9s %-18s threads %-3d %-5s %s t/s\n", t.phase.c_str(), t.label().c_str(), t.threads,
-                     std::string(type_name(t.kv_type)).c_str(), tune::format_stats(t.tps).c_str());
+                     std::string(type_name(t.kv_type)).c_str(), measure::format_stats(t.tps).c_str());
       return;
     }
     line.update(fmt::format("[{:5.1f} s / {:.0f} s] {}", p.elapsed_s, p.budget_s, p.what));
@@ -350,6 +352,9 @@ CommandRunner setup(CLI::App& root) {
   cmd->add_flag("--json", o->json, "Print the results as JSON");
   cmd->add_option("--cgroup-root", o->cgroup_root)->group("");  // tests: a fake cgroup tree
   cmd->add_option("--sysfs-cpu-root", o->sysfs_cpu_root)->group("");
+  // tests: the sweep's clock advances 1 ms per reading, so what fits the
+  // budget and what is chosen do not depend on the machine's load
+  cmd->add_flag("--virtual-clock", o->virtual_clock)->group("");
   return [o]() -> int { return run_tune_cli(*o); };
 }
 

@@ -257,6 +257,8 @@ void Model::count_parameters() {
     const double params = static_cast<double>(m.rows) * static_cast<double>(m.cols);
     active_bytes += wm.expert ? bytes * (1.0 - unused) : bytes;
     if (wm.expert) skipped_params += params * unused;
+    if (wm.layer < 0) output_ops_ += 2.0 * params;
+    else layer_ops_ += 2.0 * (wm.expert ? params * (1.0 - unused) : params);
   }
   n_active_params_ = n_params_ - static_cast<uint64_t>(skipped_params + 0.5);
   active_weight_bytes_ = static_cast<uint64_t>(active_bytes + 0.5);

@@ -1,198 +1,21 @@
-// `codey tune`: what this machine is (cores, memory, ISA, caches) and a sweep
-// of short repeated measurements under a time budget (threads, batch, KV type,
-// context fill) with the choices made from them. The report is tune_report.cc.
-#include <sched.h>
+// `codey tune`: a sweep of short repeated measurements under a time budget
+// (threads, batch, KV type, context fill) and the choices made from them. The
+// runs, the machine facts and the statistics are measure's; the report is
+// tune_report.cc.
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <cstring>
 #include <map>
-#include <random>
-#include <sstream>
-#include <tuple>
 
 #include <fmt/ranges.h>
 
-#include "codey/kernels.h"
 #include "codey/kv.h"
+#include "codey/measure.h"
 #include "codey/model.h"
 #include "codey/tune.h"
 
 namespace codey::tune {
-namespace {
-
-std::string read_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string s;
-  std::getline(in, s);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  return s;
-}
-
-// "48K", "1024K", "32M" -> bytes.
-uint64_t parse_cache_size(const std::string& s) {
-  if (s.empty()) return 0;
-  uint64_t v = std::strtoull(s.c_str(), nullptr, 10);
-  switch (s.back()) {
-    case 'K': return v << 10;
-    case 'M': return v << 20;
-    case 'G': return v << 30;
-    default: return v;
-  }
-}
-
-// "0-3,8,10-11" -> 7.
-int count_cpu_list(const std::string& s) {
-  int n = 0;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    if (part.empty()) continue;
-    const size_t dash = part.find('-');
-    if (dash == std::string::npos) {
-      ++n;
-    } else {
-      const int a = std::atoi(part.substr(0, dash).c_str()), b = std::atoi(part.substr(dash + 1).c_str());
-      if (b >= a) n += b - a + 1;
-    }
-  }
-  return n;
-}
-
-double cgroup_cpu_quota(const std::string& root) {
-  {
-    std::istringstream ss(read_line(root + "/cpu.max"));
-    std::string q;
-    double period = 0;
-    if (ss >> q >> period && q != "max" && period > 0) return std::atof(q.c_str()) / period;
-  }
-  const std::string q = read_line(root + "/cpu/cpu.cfs_quota_us"), p = read_line(root + "/cpu/cpu.cfs_period_us");
-  if (!q.empty() && !p.empty()) {
-    const double qv = std::atof(q.c_str()), pv = std::atof(p.c_str());
-    if (qv > 0 && pv > 0) return qv / pv;
-  }
-  return 0;
-}
-
-uint64_t cgroup_memory_limit(const std::string& root) {
-  for (const char* file : {"/memory.max", "/memory/memory.limit_in_bytes"}) {
-    const std::string v = read_line(root + file);
-    if (v.empty()) continue;
-    if (v == "max") return 0;
-    const uint64_t limit = std::strtoull(v.c_str(), nullptr, 10);
-    // cgroup v1 writes "no limit" as a huge page-rounded number.
-    return limit > 0 && limit < physical_memory_bytes() ? limit : 0;
-  }
-  return 0;
-}
-
-std::string cache_name(const CacheInfo& c) {
-  std::string t = c.type == "Data" ? "d" : c.type == "Instruction" ? "i" : "";
-  return fmt::format("L{}{}", c.level, t);
-}
-
-std::string fmt_size(uint64_t b) {
-  if (b >= (1ull << 20) && b % (1ull << 20) == 0) return fmt::format("{} MiB", b >> 20);
-  if (b >= 1024 && b % 1024 == 0) return fmt::format("{} KiB", b >> 10);
-  return format_bytes(b);
-}
-
-}  // namespace
-
-// ----------------------------------------------------------------- machine --
-
-std::vector<CacheInfo> read_caches(const std::string& sysfs_cpu_root) {
-  std::vector<CacheInfo> out;
-  namespace fs = std::filesystem;
-  for (int i = 0; i < 16; ++i) {
-    const std::string dir = fmt::format("{}/cpu0/cache/index{}", sysfs_cpu_root, i);
-    std::error_code ec;
-    if (!fs::exists(dir, ec)) continue;
-    CacheInfo c;
-    c.level = std::atoi(read_line(dir + "/level").c_str());
-    c.type = read_line(dir + "/type");
-    c.bytes = parse_cache_size(read_line(dir + "/size"));
-    c.shared_cpus = count_cpu_list(read_line(dir + "/shared_cpu_list"));
-    if (c.level > 0 && c.bytes > 0) out.push_back(std::move(c));
-  }
-  std::sort(out.begin(), out.end(), [](const CacheInfo& a, const CacheInfo& b) {
-    return std::tie(a.level, a.type) < std::tie(b.level, b.type);
-  });
-  return out;
-}
-
-MachineInfo detect_machine(const std::string& cgroup_root, const std::string& sysfs_cpu_root) {
-  MachineInfo m;
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) == 0) m.hostname = host;
-  const CpuFeatures& f = cpu_features();
-  m.cpu_brand = f.brand;
-  while (!m.cpu_brand.empty() && m.cpu_brand.back() == ' ') m.cpu_brand.pop_back();
-  if (m.cpu_brand.empty()) m.cpu_brand = "unknown CPU";
-  m.online_cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  m.affinity_cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : m.online_cpus;
-  m.cpu_quota = cgroup_cpu_quota(cgroup_root);
-  m.usable_cores = usable_cores(cgroup_root);
-  m.physical_memory = physical_memory_bytes();
-  m.memory_limit = cgroup_memory_limit(cgroup_root);
-  m.usable_memory = usable_memory_bytes(cgroup_root);
-  m.isa = kernels::kernels().name;
-  const std::pair<bool, const char*> flags[] = {
-      {f.avx2, "avx2"},         {f.fma, "fma"},           {f.f16c, "f16c"},         {f.avx512f, "avx512f"},
-      {f.avx512bw, "avx512bw"}, {f.avx512vl, "avx512vl"}, {f.avx512dq, "avx512dq"}, {f.avx512vnni, "avx512vnni"},
-      {f.avx512bf16, "avx512bf16"}, {f.avxvnni, "avxvnni"}};
-  for (const auto& [on, name] : flags)
-    if (on) m.cpu_flags.emplace_back(name);
-  m.caches = read_caches(sysfs_cpu_root);
-  return m;
-}
-
-std::string MachineInfo::describe() const {
-  std::string s = fmt::format("{}; {} of {} cores usable (affinity {}, cgroup quota {})", cpu_brand, usable_cores,
-                              online_cpus, affinity_cpus, cpu_quota > 0 ? fmt::format("{:.2f}", cpu_quota) : "none");
-  s += fmt::format("; memory {} usable of {} (cgroup limit {})", format_bytes(usable_memory),
-                   format_bytes(physical_memory), memory_limit ? format_bytes(memory_limit) : "none");
-  s += fmt::format("; kernels {} [{}]", isa, fmt::join(cpu_flags, " "));
-  if (!caches.empty()) {
-    std::vector<std::string> cs;
-    for (const auto& c : caches)
-      cs.push_back(fmt::format("{} {}{}", cache_name(c), fmt_size(c.bytes),
-                               c.shared_cpus > 1 ? fmt::format(" (shared by {})", c.shared_cpus) : ""));
-    s += fmt::format("; caches {}", fmt::join(cs, ", "));
-  }
-  return s;
-}
-
-std::string MachineInfo::short_description() const {
-  return fmt::format("{} ({}, {} cores usable, {})", hostname.empty() ? "this machine" : hostname, cpu_brand,
-                     usable_cores, isa);
-}
-
-// -------------------------------------------------------------- statistics --
-
-Stats stats_of(std::span<const double> xs) {
-  Stats s;
-  s.n = static_cast<int>(xs.size());
-  if (xs.empty()) return s;
-  for (double x : xs) s.mean += x;
-  s.mean /= double(xs.size());
-  if (xs.size() > 1) {
-    double ss = 0;
-    for (double x : xs) ss += (x - s.mean) * (x - s.mean);
-    s.stddev = std::sqrt(ss / double(xs.size() - 1));
-  }
-  return s;
-}
-
-std::string format_stats(const Stats& s) {
-  const int prec = s.mean >= 100 ? 1 : 2;
-  return fmt::format("{:.{}f} ± {:.{}f}", s.mean, prec, s.stddev, prec);
-}
 
 std::string Trial::label() const {
   const char* layout = repacked ? "" : " plain";
@@ -234,7 +57,7 @@ class Tuner {
       : o_(o), r_(r), epoch_(Clock::now()), t0_(now()), budget_s_(double(o.budget.count()) / 1000.0) {}
 
   Status run() {
-    r_.machine = detect_machine(o_.cgroup_root, o_.sysfs_cpu_root);
+    r_.machine = measure::detect_machine(o_.cgroup_root, o_.sysfs_cpu_root);
     r_.defaults = o_.defaults;
     if (r_.defaults.threads <= 0) r_.defaults.threads = r_.machine.usable_cores;
     r_.defaults.threads = std::min(r_.defaults.threads, r_.machine.usable_cores);
@@ -395,86 +218,54 @@ class Tuner {
   }
   void drop_contexts() { ctxs_.clear(); }
 
-  // Writes KV rows for positions [filled, upto) of seq 0 in every layer: the
-  // cost of attention depends on how many positions there are, not on their
-  // values, so deep contexts are measured without processing a long prompt.
+  // Random KV rows for positions [filled, upto) of seq 0 (measure::fill_kv_random):
+  // deep contexts are measured without processing a long prompt.
   bool fill(Ctx& c, int64_t upto) {
     if (upto <= c.filled) return true;
-    KvCache& kv = c.ctx->kv();
-    const auto& p = kv.params();
-    const auto& kt = kernels::kernels();
-    std::mt19937 rng(1234);
-    std::normal_distribution<float> nd(0.0f, 1.0f);
-    constexpr int kRows = 64;  // distinct rows, cycled
-    auto encode = [&](int64_t dim) {
-      const size_t rb = row_bytes(p.type, dim);
-      std::vector<uint8_t> rows(rb * kRows);
-      std::vector<float> x(static_cast<size_t>(dim));
-      for (int r = 0; r < kRows; ++r) {
-        for (auto& v : x) v = nd(rng);
-        kt.store_row(p.type, x.data(), rows.data() + rb * static_cast<size_t>(r), dim);
-      }
-      return std::pair(std::move(rows), rb);
-    };
-    auto [krows, kb] = encode(p.head_dim_k);
-    auto [vrows, vb] = encode(p.head_dim_v);
-    for (int64_t l = 0; l < p.n_layer; ++l) {
-      if (stopped() || out_of_time()) return false;
-      for (int64_t h = 0; h < p.n_head_kv; ++h)
-        for (int64_t pos = c.filled; pos < upto; ++pos) {
-          kv.write(l, 0, h, pos, krows.data() + kb * static_cast<size_t>(pos % kRows),
-                   vrows.data() + vb * static_cast<size_t>(pos % kRows));
-        }
-    }
+    if (auto st = measure::fill_kv_random(*c.ctx, c.filled, upto, stop_fn()); !st) return failed(st.error());
     c.filled = upto;
     return true;
   }
 
-  int32_t next_token() {
-    rng_state_ = rng_state_ * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<int32_t>((rng_state_ >> 33) % static_cast<uint64_t>(model_->hparams().n_vocab));
+  // Prompt tokens of one repetition, different each time.
+  std::vector<int32_t> next_tokens(int64_t n) {
+    return measure::random_tokens(n, model_->hparams().n_vocab, static_cast<uint32_t>(++token_seed_));
+  }
+  measure::StopFn stop_fn() {
+    return [this] { return stopped() || out_of_time(); };
+  }
+  measure::ClockFn clock_fn() const {
+    return [this] { return now(); };
+  }
+  // A run ended early: stopped or out of time is not an error.
+  bool failed(const Error& e) {
+    if (e.code != ErrorCode::kCancelled) error_ = e.message;
+    return false;
   }
 
   // ---- one repetition; nullopt when stopped, out of time or failed
   std::optional<double> tg_rep(Ctx& c, int64_t depth, int64_t n_gen) {
     if (!fill(c, depth)) return std::nullopt;
-    c.ctx->kv().set_seq_length(0, depth);
-    Batch b;
-    const double t = now();
-    for (int64_t i = 0; i < n_gen; ++i) {
-      if (stopped() || out_of_time()) return std::nullopt;
-      b.clear();
-      b.add(next_token(), 0, true);
-      auto r = c.ctx->decode(b);
-      if (!r) {
-        error_ = r.error().message;
-        return std::nullopt;
-      }
+    const int32_t first = next_tokens(1)[0];
+    auto s = measure::time_generation(*c.ctx, depth, first, n_gen, clock_fn(), stop_fn());
+    if (!s) {
+      failed(s.error());
+      return std::nullopt;
     }
-    const double s = now() - t;
     c.filled = std::max(c.filled, depth + n_gen);
-    return s;
+    return *s;
   }
 
   std::optional<double> pp_rep(Ctx& c, int64_t depth, int64_t n_tokens, int64_t batch) {
     if (!fill(c, depth)) return std::nullopt;
-    c.ctx->kv().set_seq_length(0, depth);
-    Batch b;
-    const double t = now();
-    for (int64_t off = 0; off < n_tokens; off += batch) {
-      if (stopped() || out_of_time()) return std::nullopt;
-      const int64_t n = std::min(batch, n_tokens - off);
-      b.clear();
-      for (int64_t i = 0; i < n; ++i) b.add(next_token(), 0, off + i == n_tokens - 1);
-      auto r = c.ctx->decode(b);
-      if (!r) {
-        error_ = r.error().message;
-        return std::nullopt;
-      }
+    const auto tokens = next_tokens(n_tokens);
+    auto s = measure::time_prompt(*c.ctx, depth, tokens, batch, clock_fn(), stop_fn());
+    if (!s) {
+      failed(s.error());
+      return std::nullopt;
     }
-    const double s = now() - t;
     c.filled = std::max(c.filled, depth + n_tokens);
-    return s;
+    return *s;
   }
 
   // ---- cost model (seconds per token), from what was measured so far
@@ -559,7 +350,7 @@ class Tuner {
       skip(what);
       return std::nullopt;
     }
-    t.tps = stats_of(tps);
+    t.tps = measure::stats_of(tps);
     t.partial = static_cast<int>(tps.size()) < t.planned_reps;
     r_.trials.push_back(t);
     progress(what, &r_.trials.back());
@@ -1082,8 +873,8 @@ class Tuner {
       pps.push_back(double(n_pp_) / *q);
     }
     if (tgd.empty()) return skip("defaults vs tuned");
-    r_.tg_defaults = stats_of(tgd);
-    r_.tg_tuned = stats_of(tgs);
+    r_.tg_defaults = measure::stats_of(tgd);
+    r_.tg_tuned = measure::stats_of(tgs);
     auto add = [&](std::string phase, TrialKind k, const Settings& st, Stats v, int64_t tokens) {
       Trial t = k == TrialKind::kTg ? tg_spec(phase, st.threads, st.kv_type, kShortDepth)
                                     : pp_spec(phase, st.threads, st.kv_type, std::min(st.batch, n_pp_), 0, n_pp_);
@@ -1096,8 +887,8 @@ class Tuner {
     add("defaults", TrialKind::kTg, d, *r_.tg_defaults, n_gen_);
     add("tuned", TrialKind::kTg, s, *r_.tg_tuned, n_gen_);
     if (!ppd.empty()) {
-      r_.pp_defaults = stats_of(ppd);
-      r_.pp_tuned = stats_of(pps);
+      r_.pp_defaults = measure::stats_of(ppd);
+      r_.pp_tuned = measure::stats_of(pps);
       add("defaults", TrialKind::kPp, d, *r_.pp_defaults, n_pp_);
       add("tuned", TrialKind::kPp, s, *r_.pp_tuned, n_pp_);
     }
@@ -1113,7 +904,7 @@ class Tuner {
   std::unique_ptr<Ctx> deep_[2];  // f16, q8_0
   uint64_t use_clock_ = 0;
   double ctx_s_per_byte_ = 1e-9;  // 1 s per GB until measured
-  uint64_t rng_state_ = 0x9e3779b97f4a7c15ull;
+  uint64_t token_seed_ = 0;
   std::string error_;
 
   std::map<int, double> tg_cost_;                      // threads -> s/token (short context)

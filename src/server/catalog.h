@@ -60,8 +60,6 @@ class ModelCatalog {
   std::map<std::string, std::shared_ptr<Entry>, std::less<>> entries_;
 };
 
-// llama_ftype id -> name ("Q4_K_M"); "unknown" for ids codey does not know.
-std::string_view file_type_name(uint64_t file_type);
 std::string format_parameter_size(uint64_t n_params);
 
 }  // namespace codey::server

@@ -2,6 +2,7 @@
 // core and memory detection (on a fake cgroup tree), mapped files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -58,27 +59,44 @@ TEST(Bytes, ParseAndFormat) {
 }
 
 TEST(System, CgroupQuotaLimitsCores) {
+  const int affinity = affinity_cpus();
+  ASSERT_GE(affinity, 1);
   const std::string root = testing::temp_dir();
   std::ofstream(root + "/cpu.max") << "150000 100000\n";  // 1.5 CPUs -> 2 threads at most
-  EXPECT_LE(usable_cores(root), 2);
-  EXPECT_GE(usable_cores(root), 1);
+  EXPECT_DOUBLE_EQ(cgroup_cpu_quota(root), 1.5);
+  EXPECT_EQ(usable_cores(root), std::min(affinity, 2));
   std::ofstream(root + "/cpu.max") << "50000 100000\n";  // half a CPU -> 1 thread
+  EXPECT_DOUBLE_EQ(cgroup_cpu_quota(root), 0.5);
   EXPECT_EQ(usable_cores(root), 1);
   std::ofstream(root + "/cpu.max") << "max 100000\n";
-  EXPECT_GE(usable_cores(root), 1);
+  EXPECT_EQ(cgroup_cpu_quota(root), 0.0);
+  EXPECT_EQ(usable_cores(root), affinity);
   const std::string v1 = testing::temp_dir();
   std::filesystem::create_directories(v1 + "/cpu");
   std::ofstream(v1 + "/cpu/cpu.cfs_quota_us") << "100000\n";
   std::ofstream(v1 + "/cpu/cpu.cfs_period_us") << "100000\n";
+  EXPECT_DOUBLE_EQ(cgroup_cpu_quota(v1), 1.0);
   EXPECT_EQ(usable_cores(v1), 1);
+  std::ofstream(v1 + "/cpu/cpu.cfs_quota_us") << "-1\n";  // v1 "no quota"
+  EXPECT_EQ(cgroup_cpu_quota(v1), 0.0);
+  EXPECT_EQ(cgroup_cpu_quota(testing::temp_dir()), 0.0);  // no cgroup files at all
 }
 
 TEST(System, CgroupMemoryLimit) {
   const std::string root = testing::temp_dir();
   std::ofstream(root + "/memory.max") << (256ull << 20) << "\n";
+  EXPECT_EQ(cgroup_memory_limit(root), 256ull << 20);
   EXPECT_EQ(usable_memory_bytes(root), 256ull << 20);
   std::ofstream(root + "/memory.max") << "max\n";
+  EXPECT_EQ(cgroup_memory_limit(root), 0u);
   EXPECT_GT(usable_memory_bytes(root), 256ull << 20);
+  const std::string v1 = testing::temp_dir();
+  std::filesystem::create_directories(v1 + "/memory");
+  std::ofstream(v1 + "/memory/memory.limit_in_bytes") << "9223372036854771712\n";  // v1 "no limit"
+  EXPECT_EQ(cgroup_memory_limit(v1), 0u);
+  std::ofstream(v1 + "/memory/memory.limit_in_bytes") << (512ull << 20) << "\n";
+  EXPECT_EQ(cgroup_memory_limit(v1), 512ull << 20);
+  EXPECT_EQ(usable_memory_bytes(v1), 512ull << 20);
 }
 
 TEST(MappedFileTest, MapsAndReportsErrors) {
