@@ -35,6 +35,7 @@ struct RecipeContext {
   int64_t n_attention_wv = 0;     // count of attn_v tensors
   int64_t n_ffn_down = 0;
   int64_t n_gqa = 1;              // n_head / n_head_kv
+  int64_t n_expert = 0;           // expert_count (mixtures of experts)
 };
 
 // Per-file state of the recipe (layer counters advance as tensors are seen,

@@ -239,6 +239,7 @@ struct GgufSummary {
   uint64_t n_vocab = 0, n_ctx_train = 0;
   float rope_freq_base = 0;
   uint64_t sliding_window = 0;
+  uint64_t n_expert = 0, n_expert_used = 0, n_ff_exp = 0;  // mixtures of experts
   std::string tokenizer_model, tokenizer_pre;
   bool has_chat_template = false;
   uint64_t file_type = 0;  // general.file_type when present

@@ -128,6 +128,19 @@ struct KernelTable {
   void (*matmul)(const Matrix& w, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
                  std::span<uint8_t> workspace, ThreadPool& pool) = nullptr;
 
+  // Mixture of experts (ggml's mul_mat_id, on rows grouped by expert): rows
+  // [offsets[e], offsets[e + 1]) of x are multiplied by experts[e],
+  // y[r][n] = sum_k x[r][k] * experts[e][n][k], for every expert e; x
+  // [offsets[n_expert]][ldx], y [...][ldy]. Each expert with rows is read
+  // once for all of them (its repacked copy when it has one); experts
+  // without rows are not read. All experts share one type and shape.
+  // `workspace` has at least mul_mat_id_workspace(type, max_rows, cols,
+  // n_threads) bytes, max_rows being the most rows any expert gets.
+  // Results do not depend on the thread count.
+  size_t (*mul_mat_id_workspace)(TensorType type, int64_t max_rows, int64_t k, int n_threads) = nullptr;
+  void (*mul_mat_id)(std::span<const Matrix> experts, const int64_t* offsets, const float* x, int64_t ldx, float* y,
+                     int64_t ldy, std::span<uint8_t> workspace, ThreadPool& pool) = nullptr;
+
   // Optional: a repacked copy of w for this ISA's matmul (empty = keep plain).
   std::vector<uint8_t> (*repack)(const Matrix& w) = nullptr;
 

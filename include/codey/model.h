@@ -41,6 +41,11 @@ struct HParams {
   int64_t n_expert = 0;       // expert_count
   int64_t n_expert_used = 0;  // expert_used_count: experts each token is routed to
   int64_t n_ff_exp = 0;       // expert_feed_forward_length: rows of one expert's gate/up
+  // Attention projections and the router with activations carried to ~16
+  // bits (blocks::linear_precise) instead of the kernels' 8: a mixture's
+  // top-k routing is discontinuous, and 8-bit rounding noise upstream flips
+  // near-tied expert choices.
+  bool precise_routing_inputs = false;
 
   // Rotary embedding of global (full-attention) layers.
   int32_t n_rot = 0;        // rope.dimension_count (default head_dim_k)
@@ -335,8 +340,17 @@ class Context {
   std::vector<float> k_;        // [n_batch][n_head_kv*dk]
   std::vector<float> v_;        // [n_batch][n_head_kv*dv]
   std::vector<float> attn_;     // [n_batch][n_head*dv]
-  std::vector<float> gate_;     // [n_batch][n_ff]
-  std::vector<float> up_;       // [n_batch][n_ff]
+  std::vector<float> gate_;     // [n_batch][n_ff] (mixture: [n_batch*n_expert_used][n_ff_exp] when larger)
+  std::vector<float> up_;       // same as gate_
+  // Mixture of experts (empty for dense models); k = n_expert_used.
+  std::vector<float> router_;          // [n_batch][n_expert] router logits, then probabilities
+  std::vector<int32_t> route_expert_;  // [n_batch][k] the experts a token is routed to
+  std::vector<float> route_weight_;    // [n_batch][k] their weights (sum 1 per token)
+  std::vector<int32_t> route_row_;     // [n_batch][k] row of (token, slot) in the grouped order
+  std::vector<int64_t> expert_rows_;   // [n_expert + 1] first grouped row of each expert
+  std::vector<float> moe_x_;           // [n_batch*k][n_embd] inputs grouped by expert, then the experts' outputs
+  std::vector<float> precise_x_;       // [2*n_batch][widest input] rows and their 8-bit remainders (linear_precise)
+  std::vector<float> precise_y_;       // [2*n_batch][widest output]
   std::vector<float> logits_;   // [n_batch][n_vocab]
   std::vector<int32_t> pos_;    // [n_batch]
   std::vector<int32_t> out_rows_;  // [n_batch] batch index of each output

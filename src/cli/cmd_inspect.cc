@@ -3,9 +3,11 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <optional>
 
 #include "cli/command.h"
 #include "codey/gguf.h"
+#include "codey/model.h"
 
 namespace codey::cli {
 namespace {
@@ -54,6 +56,14 @@ int run_inspect(const InspectOptions& o) {
   const MemoryEstimate mem = estimate_memory(*s, ctx, *kv);
   const uint64_t tied_copy = s->tied_output_copy_bytes;
   const uint64_t total = mem.total() + tied_copy;
+  // What a token computes with and reads: from the model's own list of
+  // matrices (architectures codey runs; mapped, nothing repacked or read).
+  std::optional<std::pair<uint64_t, uint64_t>> active;  // parameters, weight bytes per token
+  if (auto arch = file->architecture(); arch && find_arch(*arch)) {
+    ModelLoadOptions lo;
+    lo.repack = false;
+    if (auto m = Model::load(o.path, lo)) active.emplace((*m)->n_active_params(), (*m)->active_weight_bytes());
+  }
   std::vector<std::string> unsupported;
   for (const auto& t : file->tensors())
     if (!type_traits(t.type).dequantizable)
@@ -76,6 +86,12 @@ int run_inspect(const InspectOptions& o) {
     j["tensor_types"] = types;
     j["n_tensors"] = file->tensors().size();
     j["n_params"] = s->n_params;
+    if (active) {
+      j["n_active_params"] = active->first;
+      j["active_weight_bytes_per_token"] = active->second;
+    }
+    if (s->n_expert)
+      j["experts"] = {{"n_expert", s->n_expert}, {"n_expert_used", s->n_expert_used}, {"n_ff_exp", s->n_ff_exp}};
     j["file_size"] = s->file_size;
     j["files"] = s->n_files;
     j["tensor_bytes"] = s->tensor_bytes;
@@ -112,6 +128,8 @@ int run_inspect(const InspectOptions& o) {
   line("n_embd", fmt::format("{}", s->n_embd));
   line("heads / kv heads", fmt::format("{} / {} (head dim {})", s->n_head, s->n_head_kv, s->head_dim));
   line("n_ff", fmt::format("{}", s->n_ff));
+  if (s->n_expert)
+    line("experts", fmt::format("{} per layer, {} used per token (n_ff {})", s->n_expert, s->n_expert_used, s->n_ff_exp));
   line("vocab", fmt::format("{}", s->n_vocab));
   line("training context", fmt::format("{}", s->n_ctx_train));
   line("rope base", fmt::format("{}", s->rope_freq_base));
@@ -123,6 +141,10 @@ int run_inspect(const InspectOptions& o) {
   for (auto [t, n] : s->tensors_by_type) types += fmt::format("{}{} x{}", types.empty() ? "" : ", ", type_name(t), n);
   line("tensors", fmt::format("{} ({})", file->tensors().size(), types.empty() ? "none" : types));
   line("parameters", fmt::format("{} ({:.3f} B)", s->n_params, double(s->n_params) / 1e9));
+  if (active) {
+    line("active parameters", fmt::format("{} ({:.3f} B) per token", active->first, double(active->first) / 1e9));
+    line("bytes per token", fmt::format("{} of weights read per generated token", format_bytes(active->second)));
+  }
   line("bits per weight", fmt::format("{:.2f}", s->bits_per_weight()));
   line("memory", fmt::format("{} at ctx {} with {} KV cache", format_bytes(total), mem.n_ctx, type_name(mem.kv_type)));
   line("  weights (mapped)", format_bytes(mem.weights));

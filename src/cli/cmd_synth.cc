@@ -15,16 +15,22 @@ struct SynthCli {
   std::string arch, shape;
   bool list = false;
   int64_t n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ff = 0, n_vocab = 0, ctx = 0, head_dim = 0;
+  int64_t n_expert = 0, n_expert_used = 0, n_ff_exp = 0;
   float rope_base = 0;
 };
 
 int run(SynthCli& c) {
   if (c.list) {
-    std::printf("%-22s %-7s %6s %6s %5s %5s %6s %7s %6s\n", "shape", "arch", "n_embd", "layers", "heads", "kv", "n_ff",
-                "vocab", "ctx");
-    for (const auto& s : model_shapes())
-      std::printf("%-22s %-7s %6ld %6ld %5ld %5ld %6ld %7ld %6ld\n", s.name.c_str(), s.arch.c_str(), long(s.n_embd),
-                  long(s.n_layer), long(s.n_head), long(s.n_head_kv), long(s.n_ff), long(s.n_vocab), long(s.n_ctx));
+    std::printf("%-22s %-8s %6s %6s %5s %5s %8s %6s %7s %6s %s\n", "shape", "arch", "n_embd", "layers", "heads", "kv",
+                "head_dim", "n_ff", "vocab", "ctx", "experts");
+    for (const auto& s : model_shapes()) {
+      const std::string experts =
+          s.n_expert ? fmt::format("{} ({} used, n_ff {})", s.n_expert, s.n_expert_used, s.n_ff_exp) : "";
+      std::printf("%-22s %-8s %6ld %6ld %5ld %5ld %8ld %6ld %7ld %6ld %s\n", s.name.c_str(), s.arch.c_str(),
+                  long(s.n_embd), long(s.n_layer), long(s.n_head), long(s.n_head_kv),
+                  long(s.head_dim ? s.head_dim : s.n_embd / s.n_head), long(s.n_ff), long(s.n_vocab), long(s.n_ctx),
+                  experts.c_str());
+    }
     return 0;
   }
   if (c.o.output.empty()) return fail("-o FILE is required");
@@ -59,6 +65,9 @@ int run(SynthCli& c) {
   if (c.ctx) s.n_ctx = c.ctx;
   if (c.head_dim) s.head_dim = c.head_dim;
   if (c.rope_base > 0) s.rope_freq_base = c.rope_base;
+  if (c.n_expert) s.n_expert = c.n_expert;
+  if (c.n_expert_used) s.n_expert_used = c.n_expert_used;
+  if (c.n_ff_exp) s.n_ff_exp = c.n_ff_exp;
   c.o.shape = s;
   ProgressLine line;
   auto report = synth_model(c.o, [&](size_t i, size_t n, std::string_view name, std::string_view what) {
@@ -93,6 +102,9 @@ CommandRunner setup(CLI::App& root) {
   cmd->add_option("--ctx", c->ctx, "Training context written to the metadata");
   cmd->add_option("--head-dim", c->head_dim);
   cmd->add_option("--rope-base", c->rope_base);
+  cmd->add_option("--n-expert", c->n_expert, "Experts per layer (mixtures, e.g. qwen3moe)");
+  cmd->add_option("--n-expert-used", c->n_expert_used, "Experts each token is routed to");
+  cmd->add_option("--n-ff-exp", c->n_ff_exp, "Rows of one expert's gate/up matrices");
   return [c] { return run(*c); };
 }
 

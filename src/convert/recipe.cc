@@ -83,6 +83,7 @@ RecipeContext recipe_context(const GgufFile& file) {
   auto heads = file.get_u64(file.arch_key("attention.head_count"));
   auto kv = file.get_u64(file.arch_key("attention.head_count_kv"));
   if (heads && kv && *kv > 0) ctx.n_gqa = static_cast<int64_t>(*heads / *kv);
+  if (auto n = file.get_u64(file.arch_key("expert_count"))) ctx.n_expert = static_cast<int64_t>(*n);
   for (const auto& t : file.tensors()) {
     if (t.name == "output.weight") ctx.has_output = true;
     if (contains(t.name, "attn_v.weight")) ++ctx.n_attention_wv;
@@ -96,6 +97,8 @@ std::optional<QuantRecipe::Choice> QuantRecipe::choose(std::string_view name, st
   (void)source_type;
   // Only 2-D+ weights are quantized; norms, biases and 1-D tensors stay as they are.
   if (ne.size() < 2 || !name.ends_with("weight") || contains(name, "_norm.weight")) return std::nullopt;
+  // A mixture's router stays as it is: its logits pick the experts.
+  if (contains(name, "ffn_gate_inp.weight")) return std::nullopt;
   const std::string& ft = target_.name;
   const bool mix = [&] {
     for (const auto& t : kTargets)
@@ -117,6 +120,9 @@ std::optional<QuantRecipe::Choice> QuantRecipe::choose(std::string_view name, st
       else if ((ft == "IQ4_NL" || ft == "IQ4_XS") && ctx_.n_gqa >= 4) type = T::kQ5_K;
       else if ((ft == "Q4_K_M" || ft == "Q5_K_M") && use_more_bits(i, n)) type = T::kQ6_K;
       else if (ft == "Q4_K_S" && i < 4) type = T::kQ5_K;
+      if (ctx_.n_expert == 8) type = T::kQ8_0;  // the reference: "trades just ~128MB" for 8-expert models
+    } else if (contains(name, "attn_k.weight") && ctx_.n_expert == 8) {
+      type = T::kQ8_0;
     } else if (contains(name, "ffn_down")) {
       const int64_t i = i_ffn_down_++, n = ctx_.n_ffn_down;
       if (ft == "Q2_K") type = T::kQ3_K;
@@ -129,7 +135,9 @@ std::optional<QuantRecipe::Choice> QuantRecipe::choose(std::string_view name, st
       else if (ft == "Q5_K_M" && use_more_bits(i, n)) type = T::kQ6_K;
       else if (ft == "Q4_K_S" && !falcon && i < n / 8) type = T::kQ5_K;
     } else if (contains(name, "attn_output.weight")) {
-      if (!falcon) {
+      if (!falcon && ctx_.n_expert == 8) {
+        if (ft == "Q2_K" || ft == "Q3_K_S" || ft == "Q3_K_M" || ft == "Q4_K_S" || ft == "Q4_K_M") type = T::kQ5_K;
+      } else if (!falcon) {
         if (ft == "Q2_K") type = T::kQ3_K;
         else if (ft == "Q3_K_M") type = T::kQ4_K;
         else if (ft == "Q3_K_L") type = T::kQ5_K;

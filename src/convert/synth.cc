@@ -1,6 +1,7 @@
 // `codey synth`: models with random weights (fixed seed) in the shape of real
 // ones, quantized with any type or recipe and written streaming - speed does
 // not depend on the values, so these stand in for weights we cannot download.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -28,6 +29,9 @@ const ModelShape kShapes[] = {
     {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 3072, 151936, 40960, 128, 1000000.0f, 0, 1e-6f, 0, true, 0},
     {"qwen3-1.7b", "qwen3", 2048, 28, 16, 8, 6144, 151936, 40960, 128, 1000000.0f, 0, 1e-6f, 0, true, 0},
     {"qwen3-8b", "qwen3", 4096, 36, 32, 8, 12288, 151936, 40960, 128, 1000000.0f, 0, 1e-6f, 0, false, 0},
+    // + experts, used per token, expert n_ff
+    {"qwen3-coder-30b-a3b", "qwen3moe", 2048, 48, 32, 4, 6144, 151936, 262144, 128, 10000000.0f, 0, 1e-6f, 0, false, 0,
+     128, 8, 768},
 };
 
 uint64_t splitmix(uint64_t& s) {
@@ -70,6 +74,9 @@ HParams shape_hparams(const ModelShape& s) {
   hp.head_dim_k = hp.head_dim_v = s.head_dim ? s.head_dim : s.n_embd / s.n_head;
   hp.n_rot = static_cast<int32_t>(hp.head_dim_k);
   hp.n_ff = s.n_ff;
+  hp.n_expert = s.n_expert;
+  hp.n_expert_used = s.n_expert_used;
+  hp.n_ff_exp = s.n_ff_exp;
   return hp;
 }
 
@@ -211,6 +218,14 @@ Result<QuantizeReport> synth_model(const SynthOptions& o, const ProgressFn& prog
                       s.n_embd, s.n_head);
   const int64_t hd = s.head_dim ? s.head_dim : s.n_embd / s.n_head;
   if (hd % 2 != 0) return make_error(ErrorCode::kInvalidArgument, "head dim {} must be even for rope", hd);
+  const bool moe = std::any_of(arch->layer_tensors.begin(), arch->layer_tensors.end(),
+                               [](const LayerTensor& t) { return t.experts != nullptr; });
+  if (moe && (s.n_expert <= 0 || s.n_expert_used <= 0 || s.n_expert_used > s.n_expert || s.n_ff_exp <= 0))
+    return make_error(ErrorCode::kInvalidArgument,
+                      "{} is a mixture of experts: give --n-expert, --n-expert-used (at most --n-expert) and "
+                      "--n-ff-exp (found {}, {}, {})",
+                      s.arch, s.n_expert, s.n_expert_used, s.n_ff_exp);
+  if (!moe) s.n_expert = s.n_expert_used = s.n_ff_exp = 0;
   auto target = parse_quant_target(o.target);
   if (!target) return std::unexpected(target.error());
   const auto t0 = Clock::now();
@@ -234,6 +249,11 @@ Result<QuantizeReport> synth_model(const SynthOptions& o, const ProgressFn& prog
     w.set(a + ".attention.key_length", GgufValue::make_u32(static_cast<uint32_t>(hd)));
     w.set(a + ".attention.value_length", GgufValue::make_u32(static_cast<uint32_t>(hd)));
   }
+  if (s.n_expert > 0) {
+    w.set(a + ".expert_count", GgufValue::make_u32(static_cast<uint32_t>(s.n_expert)));
+    w.set(a + ".expert_used_count", GgufValue::make_u32(static_cast<uint32_t>(s.n_expert_used)));
+    w.set(a + ".expert_feed_forward_length", GgufValue::make_u32(static_cast<uint32_t>(s.n_ff_exp)));
+  }
   if (s.sliding_window) w.set(a + ".attention.sliding_window", GgufValue::make_u32(static_cast<uint32_t>(s.sliding_window)));
   if (s.rope_scale_linear > 0) {
     w.set(a + ".rope.scaling.type", GgufValue::make_string("linear"));
@@ -253,6 +273,7 @@ Result<QuantizeReport> synth_model(const SynthOptions& o, const ProgressFn& prog
   rc.n_attention_wv = s.n_layer;
   rc.n_ffn_down = s.n_layer;
   rc.n_gqa = s.n_head / s.n_head_kv;
+  rc.n_expert = s.n_expert;
   QuantRecipe recipe(*target, rc);
   std::vector<TensorType> types;
   for (const auto& t : tensors) {

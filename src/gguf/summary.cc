@@ -35,6 +35,9 @@ Result<GgufSummary> summarize(const GgufFile& f) {
   CODEY_TRY(u64("attention.key_length", s.head_dim));
   CODEY_TRY(u64("attention.value_length", s.head_dim_v));
   CODEY_TRY(u64("attention.sliding_window", s.sliding_window));
+  CODEY_TRY(u64("expert_count", s.n_expert));
+  CODEY_TRY(u64("expert_used_count", s.n_expert_used));
+  CODEY_TRY(u64("expert_feed_forward_length", s.n_ff_exp));
   if (s.n_head_kv == 0) s.n_head_kv = s.n_head;
   if (s.head_dim == 0 && s.n_head) s.head_dim = s.n_embd / s.n_head;
   if (s.head_dim_v == 0) s.head_dim_v = s.head_dim;
@@ -90,7 +93,10 @@ MemoryEstimate estimate_memory(const GgufSummary& s, uint64_t n_ctx, TensorType 
   // out, two FFN branches), Q8 copies of activations, logits, attention
   // tiles. A stated upper estimate, not a measurement.
   const uint64_t b = std::min<uint64_t>(n_batch, std::max<uint64_t>(n_ctx, 1));
-  const uint64_t width = 4 * s.n_embd + 2 * s.n_head * s.head_dim + 3 * s.n_ff;
+  uint64_t width = 4 * s.n_embd + 2 * s.n_head * s.head_dim + 3 * std::max(s.n_ff, s.n_expert_used * s.n_ff_exp);
+  // A mixture: router probabilities, inputs grouped by expert, the attention
+  // and router matmuls' two rows per token (HParams::precise_routing_inputs).
+  if (s.n_expert > 0) width += s.n_expert + s.n_expert_used * s.n_embd + 4 * std::max(s.n_embd, s.n_head * s.head_dim);
   // Logits: one row per sequence (a decode asking for more grows them).
   const uint64_t logit_rows = std::min<uint64_t>(b, std::max<uint64_t>(n_seq, 1));
   m.scratch = b * width * 4 + b * (s.n_embd + s.n_ff) * 2 + logit_rows * s.n_vocab * 4 + (16u << 20);

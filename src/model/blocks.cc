@@ -1,7 +1,9 @@
 // The shared layer blocks: what every architecture file is built from.
 #include "model/blocks.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace codey {
 
@@ -45,6 +47,36 @@ void linear(Forward& f, const kernels::Matrix& w, const float* bias, const float
     for (int64_t i = 0; i < w.rows; ++i) out[t * w.rows + i] += bias[i];
 }
 
+void linear_precise(Forward& f, const kernels::Matrix& w, const float* bias, const float* in, float* out) {
+  const TensorType at = kernels::activation_type(w.type);
+  if (at == TensorType::kF32) return linear(f, w, bias, in, out);  // f32 weights: activations are not rounded
+  const int64_t k = w.cols, n = w.rows;
+  float* x2 = f.precise_x();  // [2n][k]: x, then its remainder
+  float* y2 = f.precise_y();  // [2n][n]
+  f.pool.parallel_for(f.n, 4, [&](int64_t t0, int64_t t1, int) {
+    // 256 values at a time (one Q8_K block, 8 Q8_0 blocks, or 256 f16).
+    constexpr int64_t kChunk = 256;
+    alignas(64) uint8_t enc[kChunk * 4];
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* x = in + t * k;
+      float* hi = x2 + 2 * t * k;
+      float* lo = hi + k;
+      for (int64_t c0 = 0; c0 < k; c0 += kChunk) {
+        const int64_t c = std::min(kChunk, k - c0);
+        kernels::quantize_activation_row(at, x + c0, enc, c);
+        kernels::ref_kernel_table().get_row(at, enc, lo + c0, c);
+      }
+      for (int64_t i = 0; i < k; ++i) {
+        hi[i] = x[i];
+        lo[i] = x[i] - lo[i];
+      }
+    }
+  });
+  f.kt.matmul(w, x2, 2 * f.n, k, y2, n, f.ctx_workspace(), f.pool);
+  for (int64_t t = 0; t < f.n; ++t)
+    for (int64_t i = 0; i < n; ++i) out[t * n + i] = y2[2 * t * n + i] + y2[(2 * t + 1) * n + i] + (bias ? bias[i] : 0.0f);
+}
+
 void self_attention(Forward& f, int64_t il, const float* in, float* out) {
   const HParams& hp = f.hp;
   const LayerWeights& L = f.layer(il);
@@ -53,9 +85,10 @@ void self_attention(Forward& f, int64_t il, const float* in, float* out) {
   float* q = f.q();  // [n][n_head*dk]
   float* k = f.k();  // [n][n_head_kv*dk]
   float* v = f.v();  // [n][n_head_kv*dv]
-  linear(f, L.wq, L.bq, in, q);
-  linear(f, L.wk, L.bk, in, k);
-  linear(f, L.wv, L.bv, in, v);
+  const auto proj = hp.precise_routing_inputs ? linear_precise : linear;
+  proj(f, L.wq, L.bq, in, q);
+  proj(f, L.wk, L.bk, in, k);
+  proj(f, L.wv, L.bv, in, v);
 
   const kernels::RopeParams rope = f.rope_params(il);
   KvCache& kv = f.ctx_kv();
@@ -95,7 +128,7 @@ void self_attention(Forward& f, int64_t il, const float* in, float* out) {
   a.softcap = hp.attn_softcap;
   kt.attention(a, f.pool);
 
-  linear(f, L.wo, L.bo, f.attn(), out);
+  proj(f, L.wo, L.bo, f.attn(), out);
 }
 
 void gated_ffn(Forward& f, int64_t il, const float* in, float* out) {
@@ -110,6 +143,76 @@ void gated_ffn(Forward& f, int64_t il, const float* in, float* out) {
     for (int64_t t = t0; t < t1; ++t) act(gate + t * n_ff, up + t * n_ff, gate + t * n_ff, n_ff);
   });
   linear(f, L.ffn_down, nullptr, gate, out);
+}
+
+void route_top_k(float* probs, int64_t n_expert, int64_t k, int32_t* experts, float* weights) {
+  float sum = 0.0f;
+  for (int64_t j = 0; j < k; ++j) {
+    int64_t best = 0;
+    for (int64_t e = 1; e < n_expert; ++e)
+      if (probs[e] > probs[best]) best = e;
+    experts[j] = static_cast<int32_t>(best);
+    weights[j] = probs[best];
+    sum += probs[best];
+    probs[best] = -1.0f;  // below every probability: not chosen again
+  }
+  for (int64_t j = 0; j < k; ++j) weights[j] /= sum;
+}
+
+void moe_ffn(Forward& f, int64_t il, const float* in, float* out) {
+  const HParams& hp = f.hp;
+  const LayerWeights& L = f.layer(il);
+  const auto& kt = f.kt;
+  const int64_t n = f.n, d = hp.n_embd, n_expert = hp.n_expert, k = hp.n_expert_used, ff = hp.n_ff_exp;
+  float* probs = f.router();  // [n][n_expert]
+  (hp.precise_routing_inputs ? linear_precise : linear)(f, L.ffn_gate_inp, nullptr, in, probs);
+  int32_t* expert = f.route_expert();  // [n][k]
+  float* weight = f.route_weight();    // [n][k]
+  f.pool.parallel_for(n, 8, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      kt.softmax(probs + t * n_expert, n_expert);
+      route_top_k(probs + t * n_expert, n_expert, k, expert + t * k, weight + t * k);
+    }
+  });
+
+  // Group the (token, slot) pairs by expert, tokens in batch order within
+  // an expert: rows [first[e], first[e + 1]) go to expert e.
+  int64_t* first = f.expert_rows();  // [n_expert + 1]
+  int32_t* row = f.route_row();      // [n][k]
+  std::fill(first, first + n_expert + 1, 0);
+  for (int64_t i = 0; i < n * k; ++i) ++first[expert[i] + 1];
+  for (int64_t e = 0; e < n_expert; ++e) first[e + 1] += first[e];
+  for (int64_t i = 0; i < n * k; ++i) row[i] = static_cast<int32_t>(first[expert[i]]++);
+  for (int64_t e = n_expert; e > 0; --e) first[e] = first[e - 1];  // the fill advanced each start to the next
+  first[0] = 0;
+
+  float* xg = f.moe_x();  // [n*k][d]: inputs, grouped
+  f.pool.parallel_for(n * k, 16, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) std::memcpy(xg + row[i] * d, in + (i / k) * d, static_cast<size_t>(d) * sizeof(float));
+  });
+  float* gate = f.gate();  // [n*k][ff]
+  float* up = f.up();      // [n*k][ff]
+  const std::span<const kernels::Matrix> gate_exps(L.ffn_gate_exps), up_exps(L.ffn_up_exps), down_exps(L.ffn_down_exps);
+  kt.mul_mat_id(gate_exps, first, xg, d, gate, ff, f.ctx_workspace(), f.pool);
+  kt.mul_mat_id(up_exps, first, xg, d, up, ff, f.ctx_workspace(), f.pool);
+  f.pool.parallel_for(n * k, 4, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) kt.swiglu(gate + r * ff, up + r * ff, gate + r * ff, ff);
+  });
+  kt.mul_mat_id(down_exps, first, gate, ff, xg, d, f.ctx_workspace(), f.pool);  // xg: [n*k][d] outputs
+
+  f.pool.parallel_for(n, 4, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* o = out + t * d;
+      const float* y0 = xg + row[t * k] * d;
+      const float w0 = weight[t * k];
+      for (int64_t i = 0; i < d; ++i) o[i] = w0 * y0[i];
+      for (int64_t j = 1; j < k; ++j) {
+        const float* y = xg + row[t * k + j] * d;
+        const float w = weight[t * k + j];
+        for (int64_t i = 0; i < d; ++i) o[i] += w * y[i];
+      }
+    }
+  });
 }
 
 void pre_norm_layer(Forward& f, int64_t il) {

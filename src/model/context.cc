@@ -61,8 +61,27 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   c->k_.resize(B * static_cast<size_t>(hp.n_head_kv * hp.head_dim_k));
   c->v_.resize(B * static_cast<size_t>(hp.n_head_kv * hp.head_dim_v));
   c->attn_.resize(B * static_cast<size_t>(hp.n_head * hp.head_dim_v));
-  c->gate_.resize(B * static_cast<size_t>(hp.n_ff));
-  c->up_.resize(B * static_cast<size_t>(hp.n_ff));
+  // FFN branches: a dense FFN's [n_batch][n_ff], or a mixture's rows of
+  // n_ff_exp for every (token, routed expert).
+  bool dense_ffn = false;
+  for (const auto& L : model.weights().layers) dense_ffn |= L.ffn_gate.data != nullptr;
+  const auto ff = static_cast<size_t>(std::max(dense_ffn ? hp.n_ff : 0, hp.n_expert_used * hp.n_ff_exp));
+  c->gate_.resize(B * ff);
+  c->up_.resize(B * ff);
+  if (hp.n_expert > 0) {
+    const auto K = static_cast<size_t>(hp.n_expert_used);
+    c->router_.resize(B * static_cast<size_t>(hp.n_expert));
+    c->route_expert_.resize(B * K);
+    c->route_weight_.resize(B * K);
+    c->route_row_.resize(B * K);
+    c->expert_rows_.resize(static_cast<size_t>(hp.n_expert) + 1);
+    c->moe_x_.resize(B * K * E);
+  }
+  if (hp.precise_routing_inputs) {
+    const auto q = static_cast<size_t>(hp.n_head * hp.head_dim_k), o = static_cast<size_t>(hp.n_head * hp.head_dim_v);
+    c->precise_x_.resize(2 * B * std::max(E, o));
+    c->precise_y_.resize(2 * B * std::max({E, q, static_cast<size_t>(hp.n_expert)}));
+  }
   // Logits for one token per sequence (what generation and a prompt's last
   // token need); a decode that asks for more rows (codey eval) grows it. A
   // row per batch token up front would be n_batch x n_vocab floats: 311 MB
@@ -76,16 +95,23 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   const auto& kt = kernels::kernels();
   const int nth = c->pool_->n_threads();
   size_t ws = 0;
+  // An expert gets at most one row per token of the batch; linear_precise
+  // multiplies two rows per token.
   for (const WeightMatrix& wm : model.weights().matrices())
-    ws = std::max(ws, kt.matmul_workspace(wm.matrix->type, p.n_batch, wm.matrix->cols, nth));
+    ws = std::max(ws, wm.expert ? kt.mul_mat_id_workspace(wm.matrix->type, p.n_batch, wm.matrix->cols, nth)
+                                : kt.matmul_workspace(wm.matrix->type, (hp.precise_routing_inputs ? 2 : 1) * p.n_batch,
+                                                      wm.matrix->cols, nth));
   c->workspace_.resize(ws);
   return c;
 }
 
 size_t Context::memory_bytes() const {
   size_t floats = x_.size() + xn_.size() + tmp_.size() + q_.size() + k_.size() + v_.size() + attn_.size() +
-                  gate_.size() + up_.size() + logits_.size();
-  return kv_.bytes() + floats * sizeof(float) + workspace_.size();
+                  gate_.size() + up_.size() + logits_.size() + router_.size() + route_weight_.size() + moe_x_.size() +
+                  precise_x_.size() + precise_y_.size();
+  const size_t routing = (route_expert_.size() + route_row_.size()) * sizeof(int32_t) +
+                         expert_rows_.size() * sizeof(int64_t);
+  return kv_.bytes() + floats * sizeof(float) + routing + workspace_.size();
 }
 
 Result<std::span<const float>> Context::decode(const Batch& batch) {

@@ -15,7 +15,7 @@ using testing::run_codey;
 
 std::vector<std::string> fixture_files() {
   std::vector<std::string> files;
-  for (const char* dir : {"models", "vocab"})
+  for (const char* dir : {"models", "vocab", "next/models"})
     for (const auto& e : fs::directory_iterator(testing::testdata(dir)))
       if (e.path().extension() == ".gguf") files.push_back(e.path().string());
   std::sort(files.begin(), files.end());
@@ -58,6 +58,46 @@ TEST(InspectCli, JsonHasHyperParametersAndMemory) {
   EXPECT_EQ(m["tied_output_copy"], 32256u * 256 / 256 * 210);
   EXPECT_EQ(m["total"].get<uint64_t>(), m["weights"].get<uint64_t>() + m["tied_output_copy"].get<uint64_t>() +
                                             m["kv_cache"].get<uint64_t>() + m["scratch_estimate"].get<uint64_t>());
+}
+
+// A mixture of experts: the experts, and per token the parameters it computes
+// with and the bytes it reads - computed here independently from the tensor
+// shapes: all but the experts, 2 of each layer's 8 experts, one embedding row.
+TEST(InspectCli, MixtureShowsActiveParametersAndBytesPerToken) {
+  const std::string path = testing::testdata("next/models/tiny-qwen3moe-Q4_K_M.gguf");
+  auto r = run_codey({"inspect", path, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["experts"]["n_expert"], 8);
+  EXPECT_EQ(j["experts"]["n_expert_used"], 2);
+  EXPECT_EQ(j["experts"]["n_ff_exp"], 256);
+  auto full = run_codey({"inspect", path, "--json", "--tensors"});
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  uint64_t params = 0, expert_params = 0, bytes = 0, expert_bytes = 0, embd_row = 0;
+  const auto tensors = nlohmann::json::parse(full.out)["tensors"];
+  ASSERT_EQ(tensors.size(), 26u);
+  for (const auto& t : tensors) {
+    uint64_t n = 1;
+    for (auto d : t["shape"]) n *= d.get<uint64_t>();
+    params += n;
+    const std::string name = t["name"];
+    const uint64_t b = t["bytes"];
+    if (name.find("_exps.") != std::string::npos) {
+      expert_params += n;
+      expert_bytes += b;
+    } else if (name == "token_embd.weight") {
+      embd_row = b / t["shape"][1].get<uint64_t>();
+      bytes += b;  // tied: the output matrix reads all of it
+    } else if (t["shape"].size() >= 2) {
+      bytes += b;
+    }
+  }
+  EXPECT_EQ(j["n_params"].get<uint64_t>(), params);
+  EXPECT_EQ(j["n_active_params"].get<uint64_t>(), params - expert_params * 6 / 8);
+  EXPECT_EQ(j["active_weight_bytes_per_token"].get<uint64_t>(), bytes + expert_bytes * 2 / 8 + embd_row);
+  auto text = run_codey({"inspect", path});
+  EXPECT_NE(text.out.find("8 per layer, 2 used per token"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("active parameters"), std::string::npos) << text.out;
 }
 
 // A synthesized tied model in Q8_0 (34 bytes per 32 values): the same, and

@@ -58,15 +58,6 @@ std::string fixture_tokens(const std::string& name) {
   return testing::testdata(fixture_root(name) + "reference/" + family(fixture_base(name)) + ".tokens");
 }
 
-// The architecture of a fixture when codey does not run it yet (empty when
-// it does): next/ holds files of architectures added one landing at a time.
-std::string unsupported_arch(const std::string& name) {
-  auto f = GgufFile::open(fixture_model(name));
-  if (!f) return {};
-  auto arch = f->architecture();
-  return arch && !find_arch(*arch) ? std::string(*arch) : std::string();
-}
-
 std::vector<int32_t> read_ids(const std::string& path) {
   std::ifstream in(path);
   std::vector<int32_t> ids;
@@ -114,7 +105,6 @@ class FixtureEvalTest : public ::testing::TestWithParam<EvalCase> {};
 
 TEST_P(FixtureEvalTest, LogitsMatchReference) {
   const EvalCase& c = GetParam();
-  if (const std::string a = unsupported_arch(c.model); !a.empty()) GTEST_SKIP() << "architecture " << a << " is not supported yet";
   const std::string model = fixture_model(c.model);
   const std::string tokens = fixture_tokens(c.model);
   const std::string out = testing::temp_dir() + "/logits.f32";
@@ -161,7 +151,6 @@ class FixtureModelTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FixtureModelTest, GreedyContinuationMatchesReference) {
   const std::string& name = GetParam();
-  if (const std::string a = unsupported_arch(name); !a.empty()) GTEST_SKIP() << "architecture " << a << " is not supported yet";
   auto model = Model::load(fixture_model(name));
   ASSERT_TRUE(model.has_value()) << model.error().message;
   const auto prompt = read_ids(fixture_tokens(name));
@@ -316,7 +305,8 @@ TEST(ModelTest, SequencesInOneBatchAreIndependent) {
 // packed on the fly) compute the same thing; without repacking nothing is
 // allocated for the weights.
 TEST(ModelTest, RepackedAndPlainLayoutsAgree) {
-  for (const std::string name : {"tiny-llama-Q4_K_M", "micro-qwen2-Q8_0", "tiny-llama-Q5_K_M", "next/tiny-qwen3-Q4_K_M"}) {
+  for (const std::string name :
+       {"tiny-llama-Q4_K_M", "micro-qwen2-Q8_0", "tiny-llama-Q5_K_M", "next/tiny-qwen3-Q4_K_M", "next/tiny-qwen3moe-Q4_K_M"}) {
     SCOPED_TRACE(name);
     const std::string path = fixture_model(name);
     ModelLoadOptions plain_opts;
@@ -641,6 +631,28 @@ std::vector<SynthCase> synth_cases() {
     s.wtype = TensorType::kQ8_0;
     cases.push_back({"qwen3_q8_0", s, 80, 80, 0.01});
   }
+  {
+    // qwen3moe: qwen3 attention, 8 experts of n_ff 96, 3 used per token; a
+    // batch of 16 (grouped rows per expert) and one token at a time
+    // (generation: one row per routed expert).
+    testing::SynthSpec s;
+    s.arch = "qwen3moe";
+    s.n_embd = 64;
+    s.n_layer = 2;
+    s.n_head = 4;
+    s.n_head_kv = 2;
+    s.head_dim = 32;
+    s.n_ff = 160;
+    s.n_expert = 8;
+    s.n_expert_used = 3;
+    s.n_ff_exp = 96;
+    s.n_vocab = 400;
+    s.rope_base = 1000000.0f;
+    s.seed = 21;
+    cases.push_back({"qwen3moe_f32", s, 80, 16, 1e-4});
+    s.wtype = TensorType::kQ8_0;
+    cases.push_back({"qwen3moe_q8_0", s, 48, 1, 0.01});
+  }
   return cases;
 }
 
@@ -684,6 +696,31 @@ TEST(SynthQwen3, ComparisonFailsWithoutQkNorm) {
   std::printf("qwen3: mean KL %.3g with the q/k norm, %.3g without\n", with.mean_kl, without.mean_kl);
   EXPECT_LT(with.mean_kl, 1e-4);
   EXPECT_GT(without.mean_kl, 1e-2);
+}
+
+// The qwen3moe comparison can fail: a reference that does not renormalise
+// the chosen experts' weights to sum 1 is far from codey's output.
+TEST(SynthQwen3Moe, ComparisonFailsWithoutTopKRenormalisation) {
+  const auto cases = synth_cases();
+  const auto it = std::find_if(cases.begin(), cases.end(), [](const SynthCase& c) { return c.name == "qwen3moe_f32"; });
+  ASSERT_NE(it, cases.end());
+  const testing::SynthSpec& s = it->spec;
+  const std::string path = testing::temp_dir() + "/qwen3moe_sens.gguf";
+  testing::write_synthetic_model(path, s);
+  const auto toks = random_tokens(40, s.n_vocab, 19);
+  const auto ours = run_codey(path, toks, 40, 2);
+  const Agreement with = compare_all(testing::reference_forward(path, s, toks), ours);
+  testing::ReferenceOptions raw;
+  raw.skip_topk_renorm = true;
+  const Agreement without = compare_all(testing::reference_forward(path, s, toks, raw), ours);
+  testing::ReferenceOptions no_norm;
+  no_norm.skip_qk_norm = true;
+  const Agreement no_qk = compare_all(testing::reference_forward(path, s, toks, no_norm), ours);
+  std::printf("qwen3moe: mean KL %.3g as published, %.3g without the top-k renormalisation, %.3g without the q/k norm\n",
+              with.mean_kl, without.mean_kl, no_qk.mean_kl);
+  EXPECT_LT(with.mean_kl, 1e-4);
+  EXPECT_GT(without.mean_kl, 1e-2);
+  EXPECT_GT(no_qk.mean_kl, 1e-2);
 }
 
 // The q8_0 KV cache stays close to f16.

@@ -23,6 +23,7 @@ namespace codey::testing {
 struct SynthSpec {
   std::string arch = "llama";  // llama | qwen2 | gemma3
   int64_t n_embd = 64, n_layer = 2, n_head = 4, n_head_kv = 2, head_dim = 16, n_ff = 96, n_vocab = 256;
+  int64_t n_expert = 0, n_expert_used = 0, n_ff_exp = 0;  // qwen3moe
   int64_t n_rot = 0;           // 0 = head_dim
   int64_t n_ctx_train = 4096;
   float rope_base = 10000.0f;
@@ -46,6 +47,7 @@ struct ReferenceOptions {
   bool disable_sliding_window = false;
   bool swap_rope_style = false;
   bool skip_qk_norm = false;       // qwen3, gemma3: no per-head q/k RMSNorm
+  bool skip_topk_renorm = false;   // qwen3moe: the chosen experts' raw probabilities as weights
 };
 
 namespace synth_detail {
@@ -76,6 +78,9 @@ inline std::vector<TensorDesc> synthetic_tensors(const SynthSpec& s) {
   hp.head_dim_k = hp.head_dim_v = s.head_dim;
   hp.n_rot = static_cast<int32_t>(s.n_rot ? s.n_rot : s.head_dim);
   hp.n_ff = s.n_ff;
+  hp.n_expert = s.n_expert;
+  hp.n_expert_used = s.n_expert_used;
+  hp.n_ff_exp = s.n_ff_exp;
   std::vector<TensorDesc> out;
   for (TensorDesc& d : model_tensors(*arch, hp, s.tied, /*include_optional=*/true))
     if (d.required || (s.qkv_bias && d.init == TensorInit::kBias)) out.push_back(std::move(d));
@@ -96,6 +101,9 @@ inline void write_synthetic_model(const std::string& path, const SynthSpec& s) {
     switch (d.init) {
       case TensorInit::kWeight:
         if (d.name.ends_with("attn_q.weight") || d.name.ends_with("attn_k.weight")) std *= 2.0f;
+        // Experts' outputs comparable to the residual stream, so that how
+        // they are weighted shows in the logits.
+        if (d.name.ends_with("ffn_down_exps.weight")) std *= 4.0f;
         break;
       case TensorInit::kOutput:
         std = d.name == "token_embd.weight" ? (gemma ? 1.0f / std::sqrt(fan_in) : 1.0f) : 3.0f / std::sqrt(fan_in);
@@ -110,7 +118,8 @@ inline void write_synthetic_model(const std::string& path, const SynthSpec& s) {
     }
     TensorData t;
     t.name = d.name;
-    t.type = d.matrix() ? s.wtype : TensorType::kF32;
+    // The router stays f32, as quantizers leave it.
+    t.type = d.matrix() && !d.name.ends_with("ffn_gate_inp.weight") ? s.wtype : TensorType::kF32;
     t.ne = d.ne;
     int64_t n = 1;
     for (int64_t x : d.ne) n *= x;
@@ -141,6 +150,11 @@ inline void write_synthetic_model(const std::string& path, const SynthSpec& s) {
   } else if (s.rope_linear_factor > 1.0f) {
     w.set(key("rope.scaling.type"), GgufValue::make_string("linear"));
     w.set(key("rope.scaling.factor"), GgufValue::make_f32(s.rope_linear_factor));
+  }
+  if (s.n_expert > 0) {
+    w.set(key("expert_count"), GgufValue::make_u32(static_cast<uint32_t>(s.n_expert)));
+    w.set(key("expert_used_count"), GgufValue::make_u32(static_cast<uint32_t>(s.n_expert_used)));
+    w.set(key("expert_feed_forward_length"), GgufValue::make_u32(static_cast<uint32_t>(s.n_ff_exp)));
   }
   if (gemma) w.set(key("attention.sliding_window"), GgufValue::make_u32(static_cast<uint32_t>(s.sliding_window)));
   for (auto& t : tensors)
@@ -280,6 +294,44 @@ inline std::vector<std::vector<float>> reference_forward(const std::string& path
       std::vector<double> o = matvec(wo, attn, E);
       if (gemma) rms_norm(o, W.get(p + "post_attention_norm.weight"), 0, static_cast<size_t>(E), eps);
       for (int64_t i = 0; i < E; ++i) x[t][i] += o[i];
+    }
+    const Mat router = W.get(p + "ffn_gate_inp.weight");
+    if (!router.empty()) {
+      // Mixture of experts: softmax over the router's logits, the
+      // n_expert_used most probable experts, their probabilities divided by
+      // their sum; each a SwiGLU FFN whose matrices are slices of 3-D tensors
+      // [n_expert][rows][cols].
+      const Mat g_all = W.get(p + "ffn_gate_exps.weight"), u_all = W.get(p + "ffn_up_exps.weight");
+      const Mat d_all = W.get(p + "ffn_down_exps.weight");
+      const int64_t F = s.n_ff_exp;
+      auto slice = [](const Mat& all, int64_t e, int64_t rows, int64_t cols) {
+        return Mat(all.begin() + e * rows * cols, all.begin() + (e + 1) * rows * cols);
+      };
+      for (int64_t t = 0; t < T; ++t) {
+        std::vector<double> h = x[t];
+        rms_norm(h, W.get(p + "ffn_norm.weight"), 0, static_cast<size_t>(E), eps);
+        std::vector<double> prob = matvec(router, h, s.n_expert);
+        const double mx = *std::max_element(prob.begin(), prob.end());
+        double z = 0;
+        for (auto& v : prob) z += (v = std::exp(v - mx));
+        for (auto& v : prob) v /= z;
+        std::vector<int64_t> order(static_cast<size_t>(s.n_expert));
+        for (int64_t e = 0; e < s.n_expert; ++e) order[e] = e;
+        std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return prob[a] > prob[b]; });
+        double chosen = 0;
+        for (int64_t j = 0; j < s.n_expert_used; ++j) chosen += prob[order[j]];
+        std::vector<double> y(static_cast<size_t>(E), 0.0);
+        for (int64_t j = 0; j < s.n_expert_used; ++j) {
+          const int64_t e = order[j];
+          const double wgt = opt.skip_topk_renorm ? prob[e] : prob[e] / chosen;
+          std::vector<double> g = matvec(slice(g_all, e, F, E), h, F), u = matvec(slice(u_all, e, F, E), h, F);
+          for (int64_t i = 0; i < F; ++i) g[i] = silu(g[i]) * u[i];
+          const std::vector<double> d = matvec(slice(d_all, e, E, F), g, E);
+          for (int64_t i = 0; i < E; ++i) y[i] += wgt * d[i];
+        }
+        for (int64_t i = 0; i < E; ++i) x[t][i] += y[i];
+      }
+      continue;
     }
     const Mat wg = W.get(p + "ffn_gate.weight"), wu = W.get(p + "ffn_up.weight"), wd = W.get(p + "ffn_down.weight");
     for (int64_t t = 0; t < T; ++t) {

@@ -150,6 +150,19 @@ void ref_matmul(const Matrix& w, const float* x, int64_t m, int64_t ldx, float* 
   });
 }
 
+size_t ref_mul_mat_id_workspace(TensorType type, int64_t max_rows, int64_t k, int n_threads) {
+  return ref_matmul_workspace(type, max_rows, k, n_threads);
+}
+
+// Each expert's block of rows through ref_matmul.
+void ref_mul_mat_id(std::span<const Matrix> experts, const int64_t* offsets, const float* x, int64_t ldx, float* y,
+                    int64_t ldy, std::span<uint8_t> workspace, ThreadPool& pool) {
+  for (size_t e = 0; e < experts.size(); ++e) {
+    const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
+    if (rows > 0) ref_matmul(experts[e], x + r0 * ldx, rows, ldx, y + r0 * ldy, ldy, workspace, pool);
+  }
+}
+
 void ref_attention(const AttentionArgs& a, ThreadPool& pool) {
   CODEY_ASSERT(a.head_dim_k <= kMaxHeadDim && a.head_dim_v <= kMaxHeadDim);
   CODEY_ASSERT(a.n_head_kv > 0 && a.n_head % a.n_head_kv == 0);
@@ -307,6 +320,8 @@ const KernelTable& ref_kernel_table() {
     t.name = "ref";
     t.matmul_workspace = ref_matmul_workspace;
     t.matmul = ref_matmul;
+    t.mul_mat_id_workspace = ref_mul_mat_id_workspace;
+    t.mul_mat_id = ref_mul_mat_id;
     t.repack = nullptr;
     t.attention = ref_attention;
     t.rms_norm = ref_rms_norm;

@@ -10,6 +10,9 @@ void ref_decode_row(TensorType type, const void* src, float* dst, int64_t n);
 size_t ref_matmul_workspace(TensorType type, int64_t m, int64_t k, int n_threads);
 void ref_matmul(const Matrix& w, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
                 std::span<uint8_t> workspace, ThreadPool& pool);
+size_t ref_mul_mat_id_workspace(TensorType type, int64_t max_rows, int64_t k, int n_threads);
+void ref_mul_mat_id(std::span<const Matrix> experts, const int64_t* offsets, const float* x, int64_t ldx, float* y,
+                    int64_t ldy, std::span<uint8_t> workspace, ThreadPool& pool);
 void ref_attention(const AttentionArgs& a, ThreadPool& pool);
 void ref_rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 void ref_rope(float* x, int64_t n_head, int64_t head_dim, int32_t pos, const RopeParams& p);

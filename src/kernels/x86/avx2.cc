@@ -2,6 +2,7 @@
 // flash-style attention and 256-bit elementwise ops (get_row from ref).
 #include "kernels/x86/matmul_impl.h"
 #include "kernels/x86/attention_impl.h"
+#include "kernels/x86/mul_mat_id_impl.h"
 #include "kernels/x86/ops_impl.h"
 #include "kernels/x86/peak_impl.h"
 
@@ -13,6 +14,8 @@ const KernelTable& avx2_kernel_table() {
     t.name = "avx2";
     t.matmul_workspace = x86::matmul_workspace_impl<x86::Ymm>;
     t.matmul = x86::matmul_impl<x86::Ymm>;
+    t.mul_mat_id_workspace = x86::mul_mat_id_workspace_impl<x86::Ymm>;
+    t.mul_mat_id = x86::mul_mat_id_impl<x86::Ymm>;
     t.repack = x86::repack_impl<x86::Ymm>;
     t.attention = x86::attention_impl<x86::Ymm>;
     t.rms_norm = x86::rms_norm_impl<x86::Ymm>;

@@ -4,6 +4,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include "kernels/x86/matmul_impl.h"
 #include "kernels/x86/attention_impl.h"
+#include "kernels/x86/mul_mat_id_impl.h"
 #include "kernels/x86/ops_impl.h"
 #include "kernels/x86/peak_impl.h"
 
@@ -15,6 +16,8 @@ const KernelTable& avx512_kernel_table() {
     t.name = "avx512";
     t.matmul_workspace = x86::matmul_workspace_impl<x86::Zmm>;
     t.matmul = x86::matmul_impl<x86::Zmm>;
+    t.mul_mat_id_workspace = x86::mul_mat_id_workspace_impl<x86::Zmm>;
+    t.mul_mat_id = x86::mul_mat_id_impl<x86::Zmm>;
     t.repack = x86::repack_impl<x86::Zmm>;
     t.attention = x86::attention_impl<x86::Zmm>;
     t.rms_norm = x86::rms_norm_impl<x86::Zmm>;

@@ -9,10 +9,11 @@ extern const ArchSpec kArchLlama;
 extern const ArchSpec kArchQwen2;
 extern const ArchSpec kArchGemma3;
 extern const ArchSpec kArchQwen3;
+extern const ArchSpec kArchQwen3Moe;
 
 namespace {
 
-const ArchSpec* const kArchs[] = {&kArchLlama, &kArchQwen2, &kArchGemma3, &kArchQwen3};
+const ArchSpec* const kArchs[] = {&kArchLlama, &kArchQwen2, &kArchGemma3, &kArchQwen3, &kArchQwen3Moe};
 
 }  // namespace
 
