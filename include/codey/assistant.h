@@ -310,6 +310,10 @@ struct AssistantSetup {
   std::string config_path;   // codey.yaml; empty: ./codey.yaml if it exists
   std::string model_file;    // --model: this GGUF serves every route
   std::string router_file;   // --router: this GGUF routes
+  // Speculative decoding for the --model file: a draft model file sharing
+  // its vocabulary (--draft), or n-gram lookup drafts of up to N tokens.
+  std::string draft_file;
+  int lookup = 0;
 };
 // The runtime configuration: the file's, plus quick-mode models; routes
 // default to coder / algorithm / chat on the first model when none are

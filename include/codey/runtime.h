@@ -19,6 +19,7 @@
 
 #include "codey/base.h"
 #include "codey/model.h"
+#include "codey/spec.h"
 #include "codey/tensor.h"
 #include "codey/tokenizer.h"
 
@@ -73,6 +74,18 @@ struct ModelConfig {
   int max_tokens = 0;               // generated tokens per request; 0 = until the context is full
   Millis deadline = std::chrono::minutes(10);  // per request, from when it starts running; 0 = none
   int queue = 16;                   // requests that may wait for a slot; more are rejected as busy
+  // Speculative decoding (one of the two): `draft` names a configured model
+  // that shares this one's vocabulary - it is loaded, counted in the budget
+  // and unloaded with this model, and drafts up to draft_max tokens per step
+  // (stopping at a token it gives less than draft_p_min); `lookup` drafts up
+  // to that many tokens by n-gram lookup in the prompt and the text so far.
+  std::string draft;
+  int draft_max = 8;
+  float draft_p_min = 0.75f;
+  int lookup = 0;
+  // The draft's configuration (path, kv_type, mmap, repack), resolved from
+  // `draft` by parse_config / Runtime::create; null without a draft.
+  std::shared_ptr<const ModelConfig> draft_model;
   int line = 0;                     // where it was defined (1-based; 0 = not from a file)
 };
 
@@ -127,6 +140,10 @@ struct RuntimeConfig {
 Result<RuntimeConfig> load_config(const std::string& path);
 // `base_dir` resolves relative model paths; `name` appears in error messages.
 Result<RuntimeConfig> parse_config(std::string_view text, std::string_view name, const std::string& base_dir);
+// Resolves every model's `draft` to the named model's configuration
+// (ModelConfig::draft_model). Errors: an unknown name, a model drafting for
+// itself, draft and lookup both set.
+Status link_drafts(RuntimeConfig& config);
 // The config file to use when none is named: $CODEY_CONFIG, else ./codey.yaml,
 // else ~/.config/codey/codey.yaml (the first that exists; "codey.yaml" if none).
 std::string default_config_path();
@@ -207,6 +224,8 @@ struct Timings {
   int64_t generated_tokens = 0;
   double generation_s = 0;   // first token to last
   double ttft_s = 0;         // time to first token, from when it started running
+  int64_t draft_tokens = 0;  // speculative decoding: tokens drafted (and verified by the model)
+  int64_t draft_accepted = 0;  // of those, accepted (the model would have generated them)
   double total_s = 0;        // submit to done
   double prompt_tps() const { return prompt_s > 0 ? double(prompt_tokens - prompt_cached_tokens) / prompt_s : 0; }
   // Tokens after the first over the time they took (the first token's time is prompt processing).
@@ -289,6 +308,8 @@ struct ModelStatus {
   double last_load_s = 0;
   uint64_t requests_done = 0, requests_failed = 0, requests_rejected = 0;
   uint64_t prompt_tokens = 0, generated_tokens = 0;
+  std::string draft;               // speculative decoding: "model NAME" / "lookup N" / empty
+  uint64_t draft_tokens = 0, draft_accepted = 0;
 };
 
 struct RuntimeStatus {
@@ -362,6 +383,9 @@ class ModelInstance {
     uint64_t mapped_resident = 0; // resident pages of the mapped file
   };
   virtual Memory memory() const = 0;  // thread-safe
+  // The draft model loaded with this one (ModelConfig::draft), or null.
+  // Its state follows the slots (same sequences, resized with resize_ctx).
+  virtual Drafter* drafter() { return nullptr; }
 };
 
 class ModelBackend {

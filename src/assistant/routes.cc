@@ -230,11 +230,29 @@ Result<RuntimeConfig> assistant_config(const AssistantSetup& setup) {
     cfg.models.push_back(std::move(m));
     return name;
   };
+  if ((!setup.draft_file.empty() || setup.lookup > 0) && setup.model_file.empty())
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--draft and --lookup go with --model FILE.gguf; for configured models set draft: or lookup: "
+                      "in codey.yaml");
+  if (!setup.draft_file.empty() && setup.lookup > 0)
+    return make_error(ErrorCode::kInvalidArgument, "give one of --draft and --lookup, not both");
   if (!setup.model_file.empty()) {
     auto name = add_file_model(setup.model_file, "model");
     if (!name) return std::unexpected(name.error());
     if (cfg.routes.empty()) cfg.routes = default_routes(*name);
     for (auto& r : cfg.routes) r.model = *name;  // quick mode: this model serves every route
+    std::string draft;
+    if (!setup.draft_file.empty()) {
+      auto d = add_file_model(setup.draft_file, "draft");
+      if (!d) return std::unexpected(d.error());
+      draft = *d;
+    }
+    for (auto& m : cfg.models)
+      if (m.name == *name) {
+        if (!draft.empty()) m.draft = draft;
+        if (setup.lookup > 0) m.lookup = setup.lookup;
+      }
+    CODEY_TRY(link_drafts(cfg));
   }
   if (!setup.router_file.empty()) {
     auto name = add_file_model(setup.router_file, "router");

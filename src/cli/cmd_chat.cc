@@ -13,13 +13,16 @@ namespace codey::cli {
 namespace {
 
 struct ChatCli {
-  std::string config, model, router, route, workspace;
+  std::string config, model, router, route, workspace, draft;
+  int lookup = 0;
 };
 
 int run(const ChatCli& c) {
   AssistantSetup setup;
   setup.config_path = c.config;
   setup.router_file = c.router;
+  setup.draft_file = c.draft;
+  setup.lookup = c.lookup;
   std::string model_name;
   if (!c.model.empty()) {
     std::error_code ec;
@@ -99,6 +102,9 @@ CommandRunner setup(CLI::App& root) {
   cmd->add_option("--router", c->router, "A GGUF file that routes each message; else keywords");
   cmd->add_option("--route", c->route, "Start with this route fixed (else auto)");
   cmd->add_option("--workspace", c->workspace, "Directory /write saves into (default: the current one)");
+  cmd->add_option("--draft", c->draft, "Speculative decoding for the --model file with this draft model (same vocabulary)");
+  cmd->add_option("--lookup", c->lookup, "Speculative decoding for the --model file: n-gram lookup drafts of up to N tokens")
+      ->check(CLI::Range(1, 64));
   return [c] { return run(*c); };
 }
 

@@ -1,4 +1,5 @@
-// `codey serve [--config codey.yaml] [--host H] [--port P] [--model FILE ...]`:
+// `codey serve [--config codey.yaml] [--host H] [--port P] [--model FILE ...]
+// [--draft FILE | --lookup N]`:
 // the OpenAI- and Ollama-compatible HTTP server. Without a config, the GGUF
 // files given with --model are served under their file names (stem).
 #include <pthread.h>
@@ -25,6 +26,8 @@ struct ServeCli {
   std::string budget;
   int parallel = 0;
   int64_t ctx = 0;
+  std::string draft;  // --model files: speculative decoding with this draft model
+  int lookup = 0;     // --model files: n-gram lookup drafts
   double grace_s = -1;
 };
 
@@ -67,6 +70,37 @@ Result<RuntimeConfig> build_config(const ServeCli& c) {
       return make_error(ErrorCode::kInvalidArgument, "--model {}: a model named '{}' is already configured", file, m.name);
     cfg.models.push_back(std::move(m));
   }
+  // Speculative decoding for the --model files.
+  if ((!c.draft.empty() || c.lookup > 0) && c.models.empty())
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--draft and --lookup apply to --model files; for configured models set draft: or lookup: in "
+                      "codey.yaml");
+  if (!c.draft.empty() && c.lookup > 0)
+    return make_error(ErrorCode::kInvalidArgument, "give one of --draft and --lookup, not both");
+  const size_t first_cli = cfg.models.size() - c.models.size();
+  if (!c.draft.empty()) {
+    std::error_code ec;
+    const fs::path p = fs::absolute(c.draft, ec);
+    if (ec || !fs::is_regular_file(p)) return make_error(ErrorCode::kNotFound, "--draft {}: no such file", c.draft);
+    std::string name;
+    for (const auto& m : cfg.models)
+      if (m.path == p.string()) name = m.name;
+    if (name.empty()) {
+      ModelConfig d;
+      d.name = p.stem().string();
+      d.path = p.string();
+      if (c.parallel > 0) d.parallel = c.parallel;
+      if (cfg.find_model(d.name))
+        return make_error(ErrorCode::kInvalidArgument, "--draft {}: a model named '{}' is already configured", c.draft,
+                          d.name);
+      name = d.name;
+      cfg.models.push_back(std::move(d));
+    }
+    for (size_t i = first_cli; i < first_cli + c.models.size(); ++i)
+      if (cfg.models[i].name != name) cfg.models[i].draft = name;
+  }
+  for (size_t i = first_cli; i < first_cli + c.models.size(); ++i) cfg.models[i].lookup = c.lookup;
+  CODEY_TRY(link_drafts(cfg));
   if (!c.budget.empty()) {
     if (c.budget == "auto") {
       cfg.memory_budget_auto = true;
@@ -146,6 +180,10 @@ CommandRunner setup(CLI::App& root) {
   cmd->add_option("--memory-budget", c->budget, "Memory budget for models, e.g. 8GiB or auto");
   cmd->add_option("--parallel", c->parallel, "--model files: sequences decoded together (default 1)");
   cmd->add_option("--ctx", c->ctx, "--model files: positions per sequence (default: grow as needed)");
+  cmd->add_option("--draft", c->draft,
+                  "--model files: speculative decoding with this draft model (a small model sharing the vocabulary)");
+  cmd->add_option("--lookup", c->lookup, "--model files: speculative decoding by n-gram lookup, drafts of up to N tokens")
+      ->check(CLI::Range(0, 64));
   cmd->add_option("--shutdown-grace", c->grace_s, "Seconds running requests may finish while draining on SIGINT/SIGTERM (default 10)");
   return [c] { return run(*c); };
 }

@@ -13,7 +13,8 @@ namespace {
 
 struct TaskCli {
   std::string task;
-  std::string config, model, router, route, workspace;
+  std::string config, model, router, route, workspace, draft;
+  int lookup = 0;
   bool force = false, dry_run = false, quiet = false;
   int max_repairs = 2;
 };
@@ -25,6 +26,8 @@ int run(const TaskCli& c) {
   AssistantSetup setup;
   setup.config_path = c.config;
   setup.router_file = c.router;
+  setup.draft_file = c.draft;
+  setup.lookup = c.lookup;
   std::string model_name;  // --model naming a configured model rather than a file
   if (!c.model.empty()) {
     std::error_code ec;
@@ -113,6 +116,9 @@ CommandRunner setup(CLI::App& root) {
   cmd->add_option("--max-repairs", c->max_repairs, "Answers asked to fix failed checks (default 2)")
       ->check(CLI::Range(0, 20));
   cmd->add_flag("-q,--quiet", c->quiet, "Do not stream the answer");
+  cmd->add_option("--draft", c->draft, "Speculative decoding for the --model file with this draft model (same vocabulary)");
+  cmd->add_option("--lookup", c->lookup, "Speculative decoding for the --model file: n-gram lookup drafts of up to N tokens")
+      ->check(CLI::Range(1, 64));
   return [c] { return run(*c); };
 }
 

@@ -381,6 +381,18 @@ struct Parser {
       auto r = integer(v, path, 0, 1 << 16);
       if (!r) return std::unexpected(r.error());
       m.queue = static_cast<int>(*r);
+    } else if (k == "draft") {
+      auto s = str(v, path);
+      if (!s) return std::unexpected(s.error());
+      m.draft = *s;
+    } else if (k == "draft_max" || k == "lookup") {
+      auto r = integer(v, path, k == "lookup" ? 0 : 1, 64);
+      if (!r) return std::unexpected(r.error());
+      (k == "lookup" ? m.lookup : m.draft_max) = static_cast<int>(*r);
+    } else if (k == "draft_p_min") {
+      auto r = real(v, path, 0.0, 1.0);
+      if (!r) return std::unexpected(r.error());
+      m.draft_p_min = *r;
     } else {
       CODEY_ASSERT(false && "a known model key without a parser");
     }
@@ -394,17 +406,19 @@ constexpr std::string_view kSamplingKeys[] = {"temperature",      "top_k",      
                                               "presence_penalty", "frequency_penalty", "seed"};
 constexpr std::string_view kModelOnlyKeys[] = {"path",     "ctx",    "ctx_max", "kv_type", "batch",      "prompt_chunk",
                                                "threads",  "parallel", "mmap",  "mlock",   "repack", "pinned",     "stop",
-                                               "keep_alive", "deadline", "max_tokens", "queue"};
+                                               "keep_alive", "deadline", "max_tokens", "queue", "draft", "draft_max",
+                                               "draft_p_min", "lookup"};
 constexpr std::string_view kRouteOnlyKeys[] = {"model", "description", "system", "max_tokens", "stop"};
 constexpr std::string_view kServerKeys[] = {"host",           "port",           "api_key",        "max_body",
                                             "shutdown_grace", "header_timeout", "body_timeout",   "idle_timeout",
                                             "max_connections", "request_memory", "allowed_origins", "allowed_hosts"};
 
+// drop_path: `defaults` name no file and no draft model.
 std::vector<std::string_view> joined(std::span<const std::string_view> a, std::span<const std::string_view> b,
                                      bool drop_path = false) {
   std::vector<std::string_view> out;
   for (auto k : a)
-    if (!(drop_path && k == "path")) out.push_back(k);
+    if (!(drop_path && (k == "path" || k == "draft"))) out.push_back(k);
   out.insert(out.end(), b.begin(), b.end());
   return out;
 }
@@ -599,12 +613,42 @@ Result<RuntimeConfig> parse_config(std::string_view text, std::string_view name,
     return make_error(ErrorCode::kInvalidArgument, "{}:{}: {}", name, e.mark.line >= 0 ? e.mark.line + 1 : 0, e.msg);
   }
 
+  CODEY_TRY(link_drafts(cfg));
   if (cfg.memory_budget == 0) {
     cfg.memory_budget_auto = true;
     cfg.memory_budget = auto_memory_budget();
   }
   if (cfg.threads <= 0) cfg.threads = usable_cores();
   return cfg;
+}
+
+Status link_drafts(RuntimeConfig& cfg) {
+  for (ModelConfig& m : cfg.models) {
+    m.draft_model.reset();
+    if (m.draft.empty()) continue;
+    const std::string where = m.line > 0 && !cfg.path.empty()
+                                  ? fmt::format("{}:{}: models.{}.draft", cfg.path, m.line, m.name)
+                                  : fmt::format("model '{}': draft", m.name);
+    if (m.lookup > 0)
+      return make_error(ErrorCode::kInvalidArgument,
+                        "{}: give one of draft and lookup, not both (lookup is {}, draft '{}')", where, m.lookup,
+                        m.draft);
+    if (m.draft == m.name)
+      return make_error(ErrorCode::kInvalidArgument, "{}: a model cannot draft for itself", where);
+    const ModelConfig* d = cfg.find_model(m.draft);
+    if (!d) {
+      std::string names;
+      for (const auto& x : cfg.models) names += (names.empty() ? "" : ", ") + x.name;
+      return make_error(ErrorCode::kInvalidArgument, "{}: no model named '{}' in models (configured: {})", where,
+                        m.draft, names);
+    }
+    ModelConfig copy = *d;
+    copy.draft.clear();  // a draft drafts alone
+    copy.lookup = 0;
+    copy.draft_model.reset();
+    m.draft_model = std::make_shared<const ModelConfig>(std::move(copy));
+  }
+  return {};
 }
 
 Result<RuntimeConfig> load_config(const std::string& path) {

@@ -1,5 +1,6 @@
 // The runtime's default model backend: GGUF files run by codey's engine
-// (Model + Context + Tokenizer), with memory facts computed from the file.
+// (Model + Context + Tokenizer, and a draft model's Drafter when the model
+// has one), with memory facts computed from the files.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -7,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include <filesystem>
 
 #include <fmt/ranges.h>
 
@@ -124,19 +127,43 @@ Status prefault(const MappedFile& m, const std::function<void(double)>& progress
   return {};
 }
 
+// A model's weights: the heap copy of its file(s) when not mapped, and the
+// Model whose views point into it (or into the mapping).
+struct Weights {
+  HeapModel heap;  // declared first: destroyed last
+  std::unique_ptr<Model> model;
+
+  // The heap copy less what repacking released, plus the repacked matrices.
+  uint64_t owned_bytes() const {
+    const uint64_t h = heap.size();
+    const uint64_t released = h > 0 ? model->released_bytes() : 0;
+    return h - std::min<uint64_t>(released, h) + model->repacked_bytes();
+  }
+};
+
+// The draft model loaded with a target: its weights and the Drafter that
+// runs it in its own context (which refers to the weights: destroyed first).
+struct DraftPart {
+  Weights weights;
+  std::unique_ptr<Drafter> drafter;
+  ~DraftPart() { drafter.reset(); }
+};
+
 class GgufInstance final : public ModelInstance {
  public:
-  GgufInstance(HeapModel heap, std::unique_ptr<Model> model, Tokenizer tok, std::optional<std::string> tmpl,
-               std::unique_ptr<Context> ctx)
-      : heap_(std::move(heap)),
-        model_(std::move(model)),
+  GgufInstance(Weights w, Tokenizer tok, std::optional<std::string> tmpl, std::unique_ptr<Context> ctx,
+               std::unique_ptr<DraftPart> draft)
+      : heap_(std::move(w.heap)),
+        model_(std::move(w.model)),
         tok_(std::move(tok)),
         template_(std::move(tmpl)),
-        ctx_(std::move(ctx)) {
-    allocated_ = ctx_->memory_bytes() + owned_weight_bytes();
+        ctx_(std::move(ctx)),
+        draft_(std::move(draft)) {
+    allocated_ = allocated_now();
   }
   ~GgufInstance() override {
-    ctx_.reset();  // the context refers to the model
+    draft_.reset();  // its context may run on this context's pool
+    ctx_.reset();    // the context refers to the model
     model_.reset();
   }
 
@@ -149,8 +176,16 @@ class GgufInstance final : public ModelInstance {
   int64_t seq_length(int slot) const override { return ctx_->kv().seq_length(slot); }
   Status truncate_slot(int slot, int64_t n) override { return ctx_->kv().truncate(slot, n); }
   Status resize_ctx(int64_t n_ctx) override {
+    const int64_t before = ctx_->n_ctx();
     CODEY_TRY(ctx_->kv().resize(n_ctx));
-    allocated_ = ctx_->memory_bytes() + owned_weight_bytes();
+    if (draft_) {
+      if (auto st = draft_->drafter->resize_ctx(n_ctx); !st) {
+        (void)ctx_->kv().resize(before);  // both or neither
+        allocated_ = allocated_now();
+        return std::unexpected(std::move(st.error()).with_context("the draft model's context"));
+      }
+    }
+    allocated_ = allocated_now();
     return {};
   }
   Result<std::span<const float>> decode(const Batch& batch) override { return ctx_->decode(batch); }
@@ -158,8 +193,10 @@ class GgufInstance final : public ModelInstance {
     Memory m;
     m.allocated = allocated_.load(std::memory_order_relaxed);
     m.mapped_resident = model_->mapped_resident_bytes();
+    if (draft_) m.mapped_resident += draft_->weights.model->mapped_resident_bytes();
     return m;
   }
+  Drafter* drafter() override { return draft_ ? draft_->drafter.get() : nullptr; }
 
  private:
   // The heap copy of the file (mmap: false) less what repacking released,
@@ -169,18 +206,96 @@ class GgufInstance final : public ModelInstance {
     const uint64_t released = heap > 0 ? model_->released_bytes() : 0;
     return heap - std::min<uint64_t>(released, heap) + model_->repacked_bytes();
   }
+  uint64_t allocated_now() const {
+    uint64_t a = ctx_->memory_bytes() + owned_weight_bytes();
+    if (draft_) a += draft_->drafter->memory_bytes() + draft_->weights.owned_bytes();
+    return a;
+  }
 
   HeapModel heap_;  // declared first: the model's views point into it, so it is destroyed last
   std::unique_ptr<Model> model_;
   Tokenizer tok_;
   std::optional<std::string> template_;
   std::unique_ptr<Context> ctx_;
+  std::unique_ptr<DraftPart> draft_;
   std::atomic<uint64_t> allocated_{0};  // read by status() on other threads
 };
 
+// A draft that does not share the target's vocabulary is refused at start-up
+// (facts) and again at load (the files may have changed).
+Status check_vocab(const GgufFile& target, const GgufFile& draft) {
+  auto t = Tokenizer::from_gguf(target);
+  if (!t) return std::unexpected(std::move(t.error()));
+  auto d = Tokenizer::from_gguf(draft);
+  if (!d) return std::unexpected(std::move(d.error()).with_context("the draft's tokenizer"));
+  return check_draft_vocabulary(*t, *d);
+}
+
 class GgufBackend final : public ModelBackend {
  public:
+  // The model's facts; with a draft, its weights, KV cache and scratch (at
+  // the model's slots and batch) are counted in: they load and go together.
   Result<ModelFacts> inspect(const ModelConfig& cfg) override {
+    auto f = file_facts(cfg);
+    if (!f || !cfg.draft_model) return f;
+    ModelConfig dc = *cfg.draft_model;
+    dc.parallel = cfg.parallel;
+    dc.batch = cfg.batch;
+    auto df = file_facts(dc);
+    if (!df) return std::unexpected(std::move(df.error()).with_context(fmt::format("the draft of model '{}'", cfg.name)));
+    auto tf = GgufFile::open(cfg.path);
+    auto dff = GgufFile::open(dc.path);
+    if (!tf || !dff) return make_error(ErrorCode::kIo, "model '{}': cannot reopen its files", cfg.name);
+    if (auto st = check_vocab(*tf, *dff); !st)
+      return make_error(ErrorCode::kInvalidArgument,
+                        "model '{}': the draft model '{}' ({}) does not share its vocabulary: {}", cfg.name, dc.name,
+                        dc.path, st.error().message);
+    f->weight_bytes += df->weight_bytes;
+    f->kv_bytes_per_pos += df->kv_bytes_per_pos;
+    f->scratch_bytes += df->scratch_bytes;
+    return f;
+  }
+
+  // Maps (or reads) a model's file(s) and builds the Model, progress 0..0.9.
+  static Result<Weights> load_weights(const ModelConfig& cfg, const std::function<void(double)>& progress,
+                                      std::stop_token stop) {
+    HeapModel heap;
+    std::unique_ptr<Model> model;
+    if (cfg.mmap) {
+      ModelLoadOptions lo;
+      lo.lock_memory = cfg.mlock;
+      lo.repack = cfg.repack;
+      auto m = Model::load(cfg.path, lo);
+      if (!m) return std::unexpected(std::move(m.error()));
+      model = std::move(*m);
+      // A repacked model has read its matrices and released their file
+      // pages; touching the whole mapping again would bring them back.
+      if (!model->repacked()) {
+        const GgufFile& gf = model->gguf();
+        double done = 0;
+        for (size_t i = 0; i < gf.n_parts(); ++i) {
+          const MappedFile* mf = gf.part(i).mapping.get();
+          if (!mf) continue;
+          auto st = prefault(*mf, progress, stop, done, gf.file_size());
+          if (!st) return std::unexpected(std::move(st.error()));
+          done += 0.9 * double(mf->size()) / double(gf.file_size());
+        }
+      }
+    } else {
+      auto read = read_model(cfg.path, progress, stop);
+      if (!read) return std::unexpected(std::move(read.error()));
+      heap = std::move(read->first);
+      ModelLoadOptions lo;
+      lo.repack = cfg.repack;
+      lo.release_source = true;  // the heap copy is the model's own
+      auto m = Model::from_gguf(std::move(read->second), lo);
+      if (!m) return std::unexpected(std::move(m.error()));
+      model = std::move(*m);
+    }
+    return Weights{std::move(heap), std::move(model)};
+  }
+
+  Result<ModelFacts> file_facts(const ModelConfig& cfg) {
     auto file = GgufFile::open(cfg.path);
     if (!file) return std::unexpected(std::move(file.error()).with_context(fmt::format("model '{}'", cfg.name)));
     auto s = summarize(*file);
@@ -218,39 +333,17 @@ class GgufBackend final : public ModelBackend {
                                               std::stop_token stop) override {
     auto ctx_err = [&](Error e) { return std::unexpected(std::move(e).with_context(fmt::format("loading model '{}' ({})", cfg.name, cfg.path))); };
     if (progress) progress(0.0);
-    HeapModel heap;
-    std::unique_ptr<Model> model;
-    if (cfg.mmap) {
-      ModelLoadOptions lo;
-      lo.lock_memory = cfg.mlock;
-      lo.repack = cfg.repack;
-      auto m = Model::load(cfg.path, lo);
-      if (!m) return ctx_err(std::move(m.error()));
-      model = std::move(*m);
-      // A repacked model has read its matrices and released their file
-      // pages; touching the whole mapping again would bring them back.
-      if (!model->repacked()) {
-        const GgufFile& gf = model->gguf();
-        double done = 0;
-        for (size_t i = 0; i < gf.n_parts(); ++i) {
-          const MappedFile* mf = gf.part(i).mapping.get();
-          if (!mf) continue;
-          auto st = prefault(*mf, progress, stop, done, gf.file_size());
-          if (!st) return ctx_err(std::move(st.error()));
-          done += 0.9 * double(mf->size()) / double(gf.file_size());
-        }
-      }
-    } else {
-      auto read = read_model(cfg.path, progress, stop);
-      if (!read) return ctx_err(std::move(read.error()));
-      heap = std::move(read->first);
-      ModelLoadOptions lo;
-      lo.repack = cfg.repack;
-      lo.release_source = true;  // the heap copy is the model's own
-      auto m = Model::from_gguf(std::move(read->second), lo);
-      if (!m) return ctx_err(std::move(m.error()));
-      model = std::move(*m);
+    // With a draft, progress is shared by file size.
+    double share = 1.0;
+    if (cfg.draft_model) {
+      std::error_code ec;
+      const double t = double(std::filesystem::file_size(cfg.path, ec)), d = double(std::filesystem::file_size(cfg.draft_model->path, ec));
+      if (t + d > 0) share = t / (t + d);
     }
+    auto loaded = load_weights(cfg, [&](double p) { if (progress) progress(p * share); }, stop);
+    if (!loaded) return ctx_err(std::move(loaded.error()));
+    Weights weights = std::move(*loaded);
+    std::unique_ptr<Model>& model = weights.model;
     auto tok = Tokenizer::from_gguf(model->gguf());
     if (!tok) return ctx_err(std::move(tok.error()));
     std::optional<std::string> tmpl;
@@ -264,9 +357,29 @@ class GgufBackend final : public ModelBackend {
     cp.pool = spec.pool;
     auto ctx = Context::create(*model, cp);
     if (!ctx) return ctx_err(std::move(ctx.error()));
+    std::unique_ptr<DraftPart> draft;
+    if (cfg.draft_model) {
+      const ModelConfig& dc = *cfg.draft_model;
+      auto draft_err = [&](Error e) {
+        return ctx_err(std::move(e).with_context(fmt::format("its draft model '{}' ({})", dc.name, dc.path)));
+      };
+      auto dw = load_weights(dc, [&](double p) { if (progress) progress(share + p * (1.0 - share)); }, stop);
+      if (!dw) return draft_err(std::move(dw.error()));
+      if (auto st = check_vocab(model->gguf(), dw->model->gguf()); !st)
+        return draft_err(Error{ErrorCode::kInvalidArgument,
+                               fmt::format("it does not share the model's vocabulary: {}", st.error().message)});
+      draft = std::make_unique<DraftPart>();
+      draft->weights = std::move(*dw);
+      ContextParams dcp = cp;
+      dcp.kv_type = dc.kv_type;
+      dcp.pool = &(*ctx)->pool();  // drafting and verifying take turns on one pool
+      auto d = make_model_drafter(*draft->weights.model, dcp, DraftModelParams{cfg.draft_p_min, model->hparams().n_vocab});
+      if (!d) return draft_err(std::move(d.error()));
+      draft->drafter = std::move(*d);
+    }
     if (progress) progress(1.0);
-    return std::make_unique<GgufInstance>(std::move(heap), std::move(model), std::move(*tok), std::move(tmpl),
-                                          std::move(*ctx));
+    return std::make_unique<GgufInstance>(std::move(weights), std::move(*tok), std::move(tmpl), std::move(*ctx),
+                                          std::move(draft));
   }
 };
 

@@ -14,6 +14,7 @@
 
 #include "codey/chat.h"
 #include "codey/runtime.h"
+#include "codey/sampling.h"
 
 namespace codey::rt {
 
@@ -56,7 +57,10 @@ class SlotSampler {
   virtual ~SlotSampler() = default;
   // `logits` may be modified in place.
   virtual TokenId sample(std::span<float> logits) = 0;
+  // Speculative sampling's verdict on a drafted token (Sampler::verify).
+  virtual DraftVerdict verify(std::span<float> logits, TokenId draft, const TokenProbs* q) = 0;
   virtual void accept(TokenId token) = 0;
+  virtual const SamplerParams& params() const = 0;
 };
 // Errors name the option that is out of range.
 Result<std::unique_ptr<SlotSampler>> make_slot_sampler(const SamplingOptions& options,
@@ -98,6 +102,7 @@ struct ModelEntry {
   uint64_t loads = 0, unloads = 0, evictions = 0;
   uint64_t requests_done = 0, requests_failed = 0, requests_rejected = 0;
   uint64_t prompt_tokens = 0, generated_tokens = 0;
+  uint64_t draft_tokens = 0, draft_accepted = 0;  // speculative decoding
 
   std::thread runner;         // loads, serves, unloads; joined before a new one starts
 };

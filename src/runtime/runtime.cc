@@ -497,12 +497,16 @@ Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeConfig config, RuntimeOp
   impl->backend = options.backend ? options.backend : make_gguf_backend();
   if (impl->cfg.threads <= 0) impl->cfg.threads = usable_cores();
   if (impl->cfg.memory_budget == 0) impl->cfg.memory_budget = auto_memory_budget();
+  CODEY_TRY(link_drafts(impl->cfg));
   for (const auto& m : impl->cfg.models) {
     if (impl->find(m.name))
       return make_error(ErrorCode::kInvalidArgument, "model '{}' is configured twice", m.name);
     if (m.parallel < 1 || m.batch < 1 || m.prompt_chunk < 1 || (!m.ctx_auto && m.ctx < 1))
       return make_error(ErrorCode::kInvalidArgument,
                         "model '{}': parallel, batch, prompt_chunk and ctx must be positive", m.name);
+    if (m.draft_max < 1 || m.draft_max > 64 || m.lookup < 0 || m.lookup > 64 || !(m.draft_p_min >= 0.0f && m.draft_p_min <= 1.0f))
+      return make_error(ErrorCode::kInvalidArgument,
+                        "model '{}': draft_max must be in [1, 64], lookup in [0, 64], draft_p_min in [0, 1]", m.name);
     auto e = std::make_unique<ModelEntry>();
     e->cfg = m;
     e->ttl = m.keep_alive;
@@ -733,6 +737,10 @@ RuntimeStatus Runtime::status() const {
     m.requests_rejected = e.requests_rejected;
     m.prompt_tokens = e.prompt_tokens;
     m.generated_tokens = e.generated_tokens;
+    m.draft_tokens = e.draft_tokens;
+    m.draft_accepted = e.draft_accepted;
+    if (!e.cfg.draft.empty()) m.draft = fmt::format("draft model {}", e.cfg.draft);
+    else if (e.cfg.lookup > 0) m.draft = fmt::format("n-gram lookup of up to {} tokens", e.cfg.lookup);
     st.reserved_bytes += m.reserved_bytes;
     st.used_bytes += m.used_bytes;
     st.models.push_back(std::move(m));

@@ -17,7 +17,11 @@ class ChainSampler final : public SlotSampler {
     for (size_t i = prompt.size() > n ? prompt.size() - n : 0; i < prompt.size(); ++i) sampler_.accept(prompt[i]);
   }
   TokenId sample(std::span<float> logits) override { return sampler_.sample(logits); }
+  DraftVerdict verify(std::span<float> logits, TokenId draft, const TokenProbs* q) override {
+    return sampler_.verify(logits, draft, q);
+  }
   void accept(TokenId token) override { sampler_.accept(token); }
+  const SamplerParams& params() const override { return sampler_.params(); }
 
  private:
   Sampler sampler_;

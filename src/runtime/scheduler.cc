@@ -1,7 +1,9 @@
 // The scheduler of one loaded model: N slots decoded together with
 // continuous batching (one forward pass advances every active sequence; new
 // requests join between steps, finished ones leave), chunked prompt
-// processing, prompt-prefix reuse, stop strings, deadlines and cancellation.
+// processing, prompt-prefix reuse, speculative decoding per slot (drafts of
+// every slot made together, verified in the same pass), stop strings,
+// deadlines and cancellation.
 #include <algorithm>
 #include <cmath>
 
@@ -29,6 +31,13 @@ struct Slot {
   bool generating = false;
   TokenId next = kNoToken;       // sampled, not yet in the cache
   std::unique_ptr<rt::SlotSampler> sampler;
+  // Speculative decoding: this step's drafts (verified by the rows after
+  // `next`), the sampler drafts are drawn with for a sampled request.
+  Draft draft;
+  std::unique_ptr<Sampler> draft_sampler;
+  int64_t draft_room = 0;        // most drafts this step
+  int64_t n_drafted = 0, n_accepted = 0;
+  size_t out_first = 0, n_out = 0;  // this step's rows of logits
   std::optional<StreamDecoder> decoder;
   StopMatcher stop;
   int64_t max_tokens = 0;        // 0 = until the context is full
@@ -50,6 +59,15 @@ class Scheduler {
     slots_.resize(static_cast<size_t>(inst_.n_slots()));
     for (size_t i = 0; i < slots_.size(); ++i) slots_[i].index = static_cast<int>(i);
     logits_.resize(static_cast<size_t>(inst_.n_vocab()));
+    // Speculative decoding: the draft model loaded with the model, or lookup.
+    if (Drafter* d = inst_.drafter()) {
+      drafter_ = d;
+      max_draft_ = e.cfg.draft_max;
+    } else if (e.cfg.lookup > 0) {
+      lookup_ = make_lookup_drafter(inst_.n_slots());
+      drafter_ = lookup_.get();
+      max_draft_ = e.cfg.lookup;
+    }
   }
 
   void run();
@@ -62,6 +80,7 @@ class Scheduler {
     std::shared_ptr<Request> r;
     Event terminal;
     int64_t prompt_tokens = 0, generated = 0;
+    int64_t drafted = 0, accepted = 0;
   };
 
   int free_slots() const {
@@ -73,7 +92,12 @@ class Scheduler {
   Result<std::vector<TokenId>> build_prompt(const Request& r, RequestErrorCode& code);
   void step();
   bool ensure_room(Slot& s, int64_t n_new);
-  void on_logits(Slot& s, std::span<const float> row);
+  void draft_all(std::vector<Slot*>& generating);
+  // The tokens a slot takes from its rows of logits: the first after its
+  // prompt, or the verdicts on its drafts (and one more).
+  void take(Slot& s, std::span<const float> rows);
+  // Streams one token; false when the request finished with it.
+  bool emit(Slot& s, TokenId t, Clock::time_point now);
   void finish(Slot& s, FinishReason reason, std::string stop_string = {});
   void fail(Slot& s, RequestErrorCode code, std::string message);
   void release(Slot& s, Event terminal);
@@ -83,9 +107,13 @@ class Scheduler {
   ModelInstance& inst_;
   std::vector<Slot> slots_;
   Batch batch_;
-  std::vector<int> out_slot_;    // [outputs of the batch] slot index
   std::vector<float> logits_;    // [n_vocab] the row being sampled (sampling edits it)
   std::vector<Finished> finished_;
+  Drafter* drafter_ = nullptr;   // the instance's draft model, or lookup_
+  std::unique_ptr<Drafter> lookup_;
+  int max_draft_ = 0;
+  std::vector<DraftJob> jobs_;
+  std::vector<TokenId> taken_;
 };
 
 void Scheduler::run() {
@@ -129,6 +157,8 @@ void Scheduler::run() {
       else ++e_.requests_failed;
       e_.prompt_tokens += static_cast<uint64_t>(f.prompt_tokens);
       e_.generated_tokens += static_cast<uint64_t>(f.generated);
+      e_.draft_tokens += static_cast<uint64_t>(f.drafted);
+      e_.draft_accepted += static_cast<uint64_t>(f.accepted);
       e_.ttl = f.r->req.keep_alive.value_or(e_.cfg.keep_alive);
     }
     if (!finished_.empty()) {
@@ -244,6 +274,9 @@ void Scheduler::start(std::shared_ptr<Request> r) {
   auto sampler = rt::make_slot_sampler(so, q.logit_bias, s->prompt, inst_.n_vocab());
   if (!sampler) return fail(*s, RequestErrorCode::kInvalidRequest, sampler.error().message);
   s->sampler = std::move(*sampler);
+  s->draft.clear();
+  s->n_drafted = s->n_accepted = 0;
+  if (drafter_ && s->sampler->params().temperature > 0.0f) s->draft_sampler = drafter_->make_sampler(s->sampler->params());
   s->decoder.emplace(inst_.tokenizer());
   std::vector<std::string> stops = e_.cfg.stop;
   stops.insert(stops.end(), q.stop.begin(), q.stop.end());
@@ -301,18 +334,38 @@ void Scheduler::step() {
     else if (s.deadline.count() > 0 && now - s.started > s.deadline) finish(s, FinishReason::kDeadline);
   }
   batch_.clear();
-  out_slot_.clear();
   const int64_t n_batch = inst_.n_batch();
-  bool any_generating = false;
+  size_t n_out = 0;
+  std::vector<Slot*> generating;
   for (auto& s : slots_) {
-    if (!s.r || !s.generating) continue;
-    if (!ensure_room(s, 1)) {
-      finish(s, FinishReason::kLength);
-      continue;
+    s.n_out = 0;
+    if (s.r && s.generating) generating.push_back(&s);
+  }
+  // Room for the newest token and the drafts of every generating slot.
+  const auto n_gen_slots = static_cast<int64_t>(generating.size());
+  const int64_t per_slot = n_gen_slots > 0 ? std::max<int64_t>(0, (n_batch - n_gen_slots) / n_gen_slots) : 0;
+  for (Slot* s : generating) {
+    int64_t k = drafter_ ? std::min<int64_t>(max_draft_, per_slot) : 0;
+    if (s->max_tokens > 0) k = std::min(k, s->max_tokens - s->n_gen - 1);  // n_gen counts `next`
+    k = std::max<int64_t>(k, 0);
+    if (!ensure_room(*s, 1 + k)) {
+      if (k == 0 || !ensure_room(*s, 1)) {
+        finish(*s, FinishReason::kLength);
+        continue;
+      }
+      k = std::clamp<int64_t>(inst_.n_ctx() - inst_.seq_length(s->index) - 1, 0, k);
     }
-    batch_.add(s.next, s.index, true);
-    out_slot_.push_back(s.index);
-    any_generating = true;
+    s->draft_room = k;
+  }
+  std::erase_if(generating, [](const Slot* s) { return !s->r; });
+  draft_all(generating);
+  const bool any_generating = !generating.empty();
+  for (Slot* s : generating) {
+    s->out_first = n_out;
+    s->n_out = 1 + s->draft.tokens.size();
+    n_out += s->n_out;
+    batch_.add(s->next, s->index, true);
+    for (TokenId d : s->draft.tokens) batch_.add(d, s->index, true);
   }
   // Prompt chunks: while others generate, a bounded share per step, so their
   // next token is not held up by a long prompt.
@@ -335,7 +388,10 @@ void Scheduler::step() {
     for (int64_t i = 0; i < take; ++i) {
       const bool last = s->n_done + static_cast<size_t>(i) + 1 == s->prompt.size();
       batch_.add(s->prompt[s->n_done + static_cast<size_t>(i)], s->index, last);
-      if (last) out_slot_.push_back(s->index);
+      if (last) {
+        s->out_first = n_out++;
+        s->n_out = 1;
+      }
     }
     s->n_pending = static_cast<size_t>(take);
     budget -= take;
@@ -354,52 +410,136 @@ void Scheduler::step() {
     return;
   }
   // The cache now holds what the batch carried.
+  jobs_.clear();
   for (auto& s : slots_) {
     if (!s.r) continue;
     if (s.generating) {
       s.cache.push_back(s.next);
+      s.cache.insert(s.cache.end(), s.draft.tokens.begin(), s.draft.tokens.end());
     } else if (s.n_pending > 0) {
       s.cache.insert(s.cache.end(), s.prompt.begin() + static_cast<std::ptrdiff_t>(s.n_done),
                      s.prompt.begin() + static_cast<std::ptrdiff_t>(s.n_done + s.n_pending));
       s.n_done += s.n_pending;
       s.n_pending = 0;
+      if (drafter_ && s.n_done < s.prompt.size()) jobs_.push_back({s.index, s.cache, 0, nullptr, nullptr});
     }
   }
+  // A draft model reads the prompt chunk by chunk too, not all at its first draft.
+  if (!jobs_.empty())
+    if (auto st = drafter_->prefill(jobs_); !st) log_warn("runtime: '{}': draft prefill: {}", e_.cfg.name, st.error().message);
   const size_t n_vocab = static_cast<size_t>(inst_.n_vocab());
-  for (size_t j = 0; j < out_slot_.size(); ++j) {
-    Slot& s = slots_[static_cast<size_t>(out_slot_[j])];
-    if (!s.r) continue;
-    on_logits(s, out->subspan(j * n_vocab, n_vocab));
+  for (auto& s : slots_) {
+    if (!s.r || s.n_out == 0) continue;
+    take(s, out->subspan(s.out_first * n_vocab, s.n_out * n_vocab));
   }
 }
 
-void Scheduler::on_logits(Slot& s, std::span<const float> row) {
+void Scheduler::draft_all(std::vector<Slot*>& generating) {
+  jobs_.clear();
+  for (Slot* s : generating) {
+    s->draft.clear();
+    if (s->draft_room <= 0) continue;
+    s->cache.push_back(s->next);  // the history: what the cache holds and the newest token
+    jobs_.push_back({s->index, s->cache, static_cast<int>(s->draft_room), s->draft_sampler.get(), &s->draft});
+  }
+  if (jobs_.empty()) return;
+  if (auto st = drafter_->propose(jobs_); !st)
+    log_warn("runtime: '{}': drafting failed, decoding without drafts: {}", e_.cfg.name, st.error().message);
+  const int64_t n_vocab = inst_.n_vocab();
+  for (Slot* s : generating) {
+    if (s->draft_room <= 0) continue;
+    s->cache.pop_back();
+    // Only tokens the model has, at most draft_room of them.
+    auto& t = s->draft.tokens;
+    size_t ok = 0;
+    while (ok < t.size() && static_cast<int64_t>(ok) < s->draft_room && t[ok] >= 0 && t[ok] < n_vocab) ++ok;
+    t.resize(ok);
+    if (!s->draft.q.empty()) s->draft.q.resize(ok);
+  }
+}
+
+void Scheduler::take(Slot& s, std::span<const float> rows) {
   const auto now = Clock::now();
   if (!s.generating) {
     s.generating = true;
     s.prompt_done = now;
   }
-  std::copy(row.begin(), row.end(), logits_.begin());
   const GenerateRequest& q = s.r->req;
-  if (q.constraint) q.constraint->apply(logits_);
-  const TokenId t = s.sampler->sample(logits_);
-  s.sampler->accept(t);
-  if (q.constraint) q.constraint->accept(t);
+  const Tokenizer& tok = inst_.tokenizer();
+  const size_t n_vocab = logits_.size();
+  const size_t k = s.n_out - 1;  // drafts verified by rows 0..k-1
+  // Decide: row i follows `next` and drafts [0, i). Verification stops at
+  // the first rejection, or where the request must end anyway.
+  taken_.clear();
+  int64_t accepted = 0;
+  for (size_t i = 0; i <= k; ++i) {
+    const auto row = rows.subspan(i * n_vocab, n_vocab);
+    std::copy(row.begin(), row.end(), logits_.begin());
+    if (q.constraint) q.constraint->apply(logits_);
+    TokenId t;
+    bool ok = false;
+    if (i < k) {
+      const DraftVerdict v =
+          s.sampler->verify(logits_, s.draft.tokens[i], s.draft.q.empty() ? nullptr : &s.draft.q[i]);
+      t = v.token;
+      ok = v.accepted;
+      accepted += ok ? 1 : 0;
+    } else {
+      t = s.sampler->sample(logits_);
+    }
+    s.sampler->accept(t);
+    if (q.constraint) q.constraint->accept(t);
+    taken_.push_back(t);
+    if (!ok || (!q.ignore_eog && tok.is_eog(t)) || (q.constraint && q.constraint->done()) ||
+        (s.max_tokens > 0 && s.n_gen + static_cast<int64_t>(taken_.size()) >= s.max_tokens))
+      break;
+  }
+  s.n_drafted += static_cast<int64_t>(k);
+  s.n_accepted += accepted;
+  // The cache keeps `next` and the accepted drafts; rejected drafts go.
+  if (k > 0) {
+    const size_t keep = s.cache.size() - k + (taken_.size() - 1);
+    if (keep < s.cache.size()) {
+      auto st = inst_.truncate_slot(s.index, static_cast<int64_t>(keep));
+      CODEY_ASSERT(st.has_value());
+      s.cache.resize(keep);
+    }
+  }
+  s.draft.clear();
+  for (TokenId t : taken_)
+    if (!emit(s, t, now)) return;
+  s.next = taken_.back();
+}
+
+bool Scheduler::emit(Slot& s, TokenId t, Clock::time_point now) {
+  const GenerateRequest& q = s.r->req;
   ++s.n_gen;
   if (s.n_gen == 1) s.first_token = now;
   s.last_token = now;
   const Tokenizer& tok = inst_.tokenizer();
-  if (!q.ignore_eog && tok.is_eog(t)) return finish(s, FinishReason::kStop);
+  if (!q.ignore_eog && tok.is_eog(t)) {
+    finish(s, FinishReason::kStop);
+    return false;
+  }
   std::string text = s.stop.push(s.decoder->push(t));
   Event ev;
   ev.type = EventType::kToken;
   ev.token = t;
   ev.text = std::move(text);
   s.r->push(std::move(ev));
-  if (s.stop.stopped()) return finish(s, FinishReason::kStop, s.stop.matched());
-  if (q.constraint && q.constraint->done()) return finish(s, FinishReason::kStop);
-  if (s.max_tokens > 0 && s.n_gen >= s.max_tokens) return finish(s, FinishReason::kLength);
-  s.next = t;
+  if (s.stop.stopped()) {
+    finish(s, FinishReason::kStop, s.stop.matched());
+    return false;
+  }
+  if (q.constraint && q.constraint->done()) {
+    finish(s, FinishReason::kStop);
+    return false;
+  }
+  if (s.max_tokens > 0 && s.n_gen >= s.max_tokens) {
+    finish(s, FinishReason::kLength);
+    return false;
+  }
+  return true;
 }
 
 void Scheduler::finish(Slot& s, FinishReason reason, std::string stop_string) {
@@ -429,6 +569,8 @@ void Scheduler::finish(Slot& s, FinishReason reason, std::string stop_string) {
   t.ttft_s = s.n_gen > 0 ? std::chrono::duration<double>(s.first_token - s.started).count() : 0;
   t.generation_s = s.n_gen > 1 ? std::chrono::duration<double>(s.last_token - s.first_token).count() : 0;
   t.total_s = std::chrono::duration<double>(now - s.r->submitted).count();
+  t.draft_tokens = s.n_drafted;
+  t.draft_accepted = s.n_accepted;
   release(s, std::move(ev));
 }
 
@@ -440,11 +582,15 @@ void Scheduler::fail(Slot& s, RequestErrorCode code, std::string message) {
 }
 
 void Scheduler::release(Slot& s, Event terminal) {
-  finished_.push_back({s.r, std::move(terminal), static_cast<int64_t>(s.prompt.size()), s.n_gen});
+  finished_.push_back(
+      {s.r, std::move(terminal), static_cast<int64_t>(s.prompt.size()), s.n_gen, s.n_drafted, s.n_accepted});
   s.r = nullptr;
   s.generating = false;
   s.n_pending = 0;
+  s.n_out = 0;
   s.sampler.reset();
+  s.draft_sampler.reset();
+  s.draft.clear();
   s.decoder.reset();
   s.last_used = Clock::now();
   // The cache must match what the KV cache holds for prefix reuse.

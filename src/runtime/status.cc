@@ -90,7 +90,10 @@ nlohmann::json to_json(const ModelStatus& s) {
                    {"requests_failed", s.requests_failed},
                    {"requests_rejected", s.requests_rejected},
                    {"prompt_tokens", s.prompt_tokens},
-                   {"generated_tokens", s.generated_tokens}};
+                   {"generated_tokens", s.generated_tokens},
+                   {"draft_tokens", s.draft_tokens},
+                   {"draft_accepted", s.draft_accepted}};
+  if (!s.draft.empty()) j["speculative"] = s.draft;
   return j;
 }
 

@@ -166,6 +166,10 @@ std::string Metrics::render(const RuntimeStatus& st, const HttpStats& http, bool
   }
   per_model("codey_prompt_tokens_total", "counter", "Prompt tokens processed.", [](const ModelStatus& m) { return m.prompt_tokens; });
   per_model("codey_generated_tokens_total", "counter", "Tokens generated.", [](const ModelStatus& m) { return m.generated_tokens; });
+  per_model("codey_draft_tokens_total", "counter", "Speculative decoding: tokens drafted and verified.",
+            [](const ModelStatus& m) { return m.draft_tokens; });
+  per_model("codey_draft_accepted_total", "counter", "Speculative decoding: drafted tokens accepted.",
+            [](const ModelStatus& m) { return m.draft_accepted; });
 
   header(out, "codey_memory_budget_bytes", "gauge", "The memory budget models are loaded under.");
   out += fmt::format("codey_memory_budget_bytes {}\n", st.memory_budget);

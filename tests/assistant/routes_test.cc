@@ -95,6 +95,39 @@ TEST(AssistantConfig, QuickModeAndErrors) {
   EXPECT_NE(missing.error().message.find("nope.gguf"), std::string::npos);
 }
 
+TEST(AssistantConfig, QuickModeSpeculativeDecoding) {
+  const auto dir = testing::temp_dir();
+  const auto model = dir + "/qwen2.5-coder-7b-q4_k_m.gguf", draft = dir + "/qwen2.5-coder-0.5b-q8_0.gguf";
+  std::ofstream(model) << "x";
+  std::ofstream(draft) << "x";
+  auto c = assistant_config({.model_file = model, .draft_file = draft});
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  ASSERT_EQ(c->models.size(), 2u);
+  const ModelConfig* m = c->find_model("qwen2.5-coder-7b-q4_k_m");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->draft, "qwen2.5-coder-0.5b-q8_0");
+  ASSERT_NE(m->draft_model, nullptr);
+  EXPECT_EQ(m->draft_model->path, c->find_model("qwen2.5-coder-0.5b-q8_0")->path);
+  for (const auto& r : c->routes) EXPECT_EQ(r.model, m->name);  // the draft serves no route
+
+  c = assistant_config({.model_file = model, .lookup = 8});
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->models[0].lookup, 8);
+  EXPECT_EQ(c->models[0].draft_model, nullptr);
+
+  auto e = assistant_config({.model_file = model, .draft_file = draft, .lookup = 8});
+  ASSERT_FALSE(e.has_value());
+  EXPECT_NE(e.error().message.find("one of --draft and --lookup"), std::string::npos);
+  e = assistant_config({.config_path = dir + "/none.yaml", .draft_file = draft});
+  ASSERT_FALSE(e.has_value());
+  e = assistant_config({.draft_file = draft});
+  ASSERT_FALSE(e.has_value());
+  EXPECT_NE(e.error().message.find("--draft and --lookup go with --model FILE"), std::string::npos) << e.error().message;
+  e = assistant_config({.model_file = model, .draft_file = dir + "/missing.gguf"});
+  ASSERT_FALSE(e.has_value());
+  EXPECT_NE(e.error().message.find("missing.gguf"), std::string::npos);
+}
+
 TEST(AssistantConfig, RoutesFromTheFileAndModelOverride) {
   const auto dir = testing::temp_dir();
   std::ofstream(dir + "/coder.gguf") << "x";

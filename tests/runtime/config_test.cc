@@ -227,6 +227,60 @@ TEST(Config, BadValuesNameTheKeyLineAndWhatWasExpected) {
   EXPECT_NE(error_of("- a\n- b\n").find("expected a map"), std::string::npos);
 }
 
+TEST(Config, SpeculativeDecodingKeys) {
+  auto c = parse(
+      "models:\n"
+      "  coder:\n"
+      "    path: c.gguf\n"
+      "    draft: small\n"
+      "    draft_max: 6\n"
+      "    draft_p_min: 0.5\n"
+      "  small: s.gguf\n"
+      "  fast:\n"
+      "    path: f.gguf\n"
+      "    lookup: 10\n");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  const ModelConfig* coder = c->find_model("coder");
+  ASSERT_NE(coder, nullptr);
+  EXPECT_EQ(coder->draft, "small");
+  EXPECT_EQ(coder->draft_max, 6);
+  EXPECT_FLOAT_EQ(coder->draft_p_min, 0.5f);
+  ASSERT_NE(coder->draft_model, nullptr);
+  EXPECT_EQ(coder->draft_model->path, "/models/s.gguf");
+  EXPECT_EQ(coder->draft_model->name, "small");
+  EXPECT_EQ(c->find_model("fast")->lookup, 10);
+  EXPECT_EQ(c->find_model("fast")->draft_model, nullptr);
+  EXPECT_EQ(c->find_model("small")->draft_model, nullptr);
+  // lookup and the draft settings may be defaults; a draft model may not.
+  c = parse("defaults: {lookup: 4, draft_max: 3}\nmodels:\n  a: a.gguf\n");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_EQ(c->models[0].lookup, 4);
+  EXPECT_EQ(c->models[0].draft_max, 3);
+  EXPECT_NE(error_of("defaults: {draft: a}\nmodels:\n  a: a.gguf\n").find("defaults.draft: unknown key"),
+            std::string::npos);
+
+  struct Case {
+    const char* text;
+    const char* where;
+    const char* what;
+  };
+  const Case cases[] = {
+      {"models:\n  a:\n    path: a.gguf\n    draft: nope\n", "test.yaml:2: models.a.draft", "no model named 'nope'"},
+      {"models:\n  a:\n    path: a.gguf\n    draft: a\n", "test.yaml:2: models.a.draft", "cannot draft for itself"},
+      {"models:\n  b: b.gguf\n  a:\n    path: a.gguf\n    draft: b\n    lookup: 4\n", "test.yaml:3: models.a.draft",
+       "one of draft and lookup"},
+      {"models:\n  a:\n    path: a.gguf\n    draft_max: 0\n", "test.yaml:4: models.a.draft_max", "[1, 64]"},
+      {"models:\n  a:\n    path: a.gguf\n    lookup: 100\n", "test.yaml:4: models.a.lookup", "[0, 64]"},
+      {"models:\n  a:\n    path: a.gguf\n    draft_p_min: 2\n", "test.yaml:4: models.a.draft_p_min", "[0, 1]"},
+      {"models:\n  a:\n    path: a.gguf\n    draft: [x]\n", "test.yaml:4: models.a.draft", "a string"},
+  };
+  for (const auto& cs : cases) {
+    const std::string e = error_of(cs.text);
+    EXPECT_NE(e.find(cs.where), std::string::npos) << cs.text << " -> " << e;
+    EXPECT_NE(e.find(cs.what), std::string::npos) << cs.text << " -> " << e;
+  }
+}
+
 TEST(Config, Durations) {
   EXPECT_EQ(*parse_duration("5m"), Millis(300000));
   EXPECT_EQ(*parse_duration("30s"), Millis(30000));

@@ -181,6 +181,7 @@ class ControlledBackend : public ModelBackend {
       return real_->decode(batch);
     }
     Memory memory() const override { return real_->memory(); }
+    Drafter* drafter() override { return real_->drafter(); }
 
    private:
     ControlledBackend& b_;

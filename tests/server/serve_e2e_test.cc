@@ -407,6 +407,39 @@ TEST(ServeQuick, ServesGgufFilesWithoutAConfig) {
   EXPECT_EQ(srv.stop(SIGINT, std::chrono::seconds(15)), 0) << srv.log();
 }
 
+// Speculative decoding for --model files: the same greedy text with a draft
+// model (another tiny model, same built-in vocabulary) and with lookup, and
+// the drafts show in /metrics.
+TEST(ServeQuick, SpeculativeDecodingKeepsTheGreedyText) {
+  REQUIRE_CURL();
+  const std::string dir = temp_dir();
+  const std::string path = synth_tiny(dir, "target.gguf");
+  const std::string draft = synth_tiny(dir, "draft.gguf", 64, 1);
+  const std::string body = R"({"model":"target","prompt":"def add(a, b):","stream":false,
+    "options":{"num_predict":40,"temperature":0}})";
+  std::string plain;
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{}, {"--draft", draft, "--parallel", "2"}, {"--lookup", "6"}}) {
+    std::vector<std::string> args = {"--model", path, "--port", "0", "--memory-budget", "256MiB"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ServeProcess srv(args, dir + "/serve.log");
+    ASSERT_TRUE(srv.ok()) << srv.log();
+    Http r = curl("POST", srv.url() + "/api/generate", body, "", false);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const std::string text = r.j()["response"];
+    if (extra.empty()) {
+      plain = text;
+      EXPECT_FALSE(plain.empty());
+    } else {
+      EXPECT_EQ(text, plain) << extra[0];
+      Http m = curl("GET", srv.url() + "/metrics", "", "", false);
+      EXPECT_NE(m.body.find("codey_draft_tokens_total{model=\"target\"}"), std::string::npos) << m.body;
+      EXPECT_EQ(m.body.find("codey_draft_tokens_total{model=\"target\"} 0\n"), std::string::npos) << m.body;
+    }
+    EXPECT_EQ(srv.stop(SIGINT, std::chrono::seconds(15)), 0) << srv.log();
+  }
+}
+
 // 8 streaming clients for CODEY_LOAD_SECONDS (default 10; the documented
 // run uses 60): every request is answered or cleanly rejected, the server
 // stays up, and memory stays within the budget.
