@@ -39,6 +39,21 @@ TEST(RunCli, GreedyTextIsByteIdenticalWithDraftsAndLookup) {
     EXPECT_NE(r.err.find("speculative: "), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("drafted tokens accepted"), std::string::npos) << r.err;
   }
+  // A context that fills up mid-generation: drafts are cut to the room left,
+  // rejected ones are rolled back, and the text stops at the same byte.
+  const auto full = run_codey(run_args({"--ctx", "48"}));
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  EXPECT_NE(full.err.find("context full"), std::string::npos) << full.err;
+  ASSERT_LT(full.out.size(), plain.out.size());
+  for (const auto& v : variants) {
+    SCOPED_TRACE(fmt::format("--ctx 48 {}", fmt::join(v, " ")));
+    auto a = v;
+    a.insert(a.end(), {"--ctx", "48"});
+    const auto r = run_codey(run_args(a));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, full.out);
+    EXPECT_NE(r.err.find("context full"), std::string::npos) << r.err;
+  }
   // The repeating continuation of a random-weight model: lookup drafts
   // nearly everything.
   const auto l = run_codey(run_args({"--lookup", "8"}));

@@ -215,6 +215,105 @@ TEST(SpeculativeRuntime, TheDraftIsLoadedCountedAndUnloadedWithItsTarget) {
   EXPECT_GT(c->timings.draft_tokens, 0);
 }
 
+// The draft goes out with its target when the budget makes room for another
+// model, and comes back with it: the runtime's table never holds the draft on
+// its own, and the reloaded pair drafts again.
+TEST(SpeculativeRuntime, TheDraftIsEvictedAndReloadedWithItsTarget) {
+  ModelConfig a = target();
+  a.draft = "close";
+  a.draft_p_min = 0.0f;
+  ModelConfig b = tiny_config("b", 3);
+  Rig probe({a, close_draft(), b});
+  ASSERT_TRUE(probe.rt) << probe.error;
+  const uint64_t need_a = probe.status("a").needed_bytes, need_b = probe.status("b").needed_bytes;
+  // Room for a with its draft, or for b, never both.
+  Rig rig({a, close_draft(), b}, std::max(need_a, need_b) + std::min(need_a, need_b) / 2);
+  ASSERT_TRUE(rig.rt) << rig.error;
+  auto c1 = rig.rt->generate(endless("a", "def f():", 12));
+  ASSERT_TRUE(c1.has_value()) << c1.error().message;
+  EXPECT_GT(c1->timings.draft_tokens, 0);
+  ASSERT_TRUE(rig.rt->generate(endless("b", "x", 2)).has_value());
+  EXPECT_EQ(rig.status("a").state, ModelState::kUnloaded);
+  EXPECT_EQ(rig.status("a").evictions, 1u);
+  EXPECT_EQ(rig.status("a").reserved_bytes, 0u);
+  auto c2 = rig.rt->generate(endless("a", "def f():", 12));
+  ASSERT_TRUE(c2.has_value()) << c2.error().message;
+  EXPECT_EQ(c2->tokens, c1->tokens);
+  EXPECT_GT(c2->timings.draft_tokens, 0);
+  EXPECT_EQ(rig.status("b").state, ModelState::kUnloaded);
+  EXPECT_EQ(rig.backend->loads("a"), 2);
+  EXPECT_EQ(rig.backend->loads("close"), 0);
+}
+
+// The edges of the context: with a fixed context, drafts are cut to the room
+// left and the sequence ends at the same token as plain decoding (rejected
+// drafts near the end must not eat the last positions); with ctx auto, the
+// context grows under drafts and the text stays the plain one.
+TEST(SpeculativeRuntime, DraftsAtTheEdgesOfTheContext) {
+  // kind 0: plain, 1: lookup, 2: the target's weights at 8 bits as draft.
+  auto drafting = [](ModelConfig a, int64_t n_ctx_train, int kind) {
+    if (kind == 1) a.lookup = 8;
+    if (kind != 2) return std::vector<ModelConfig>{a};
+    a.draft = "close";
+    a.draft_max = 8;
+    a.draft_p_min = 0.0f;
+    ModelConfig d = close_draft();
+    d.path = tiny_model(1, n_ctx_train, 4, "Q8_0");
+    return std::vector<ModelConfig>{a, d};
+  };
+  // Fixed context of 40 positions: each prompt runs into it.
+  ModelConfig fixed = target(2);
+  fixed.ctx = 40;
+  // ctx auto from 1024 positions (the start) up to 2048: 1100 generated
+  // tokens make it grow once.
+  ModelConfig grow = target(1);
+  grow.path = tiny_model(1, 2048);
+  grow.ctx_auto = true;
+  grow.ctx = 0;
+  grow.ctx_max = 2048;
+  struct Case {
+    const char* name;
+    ModelConfig cfg;
+    int64_t n_ctx_train;
+    int max_tokens;
+    FinishReason finish;
+  };
+  const Case cases[] = {{"fixed ctx 40", fixed, 512, 0, FinishReason::kLength},
+                        {"ctx auto 1024 -> 2048", grow, 2048, 1100, FinishReason::kLength}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<Completion> plain;
+    {
+      Rig rig(drafting(c.cfg, c.n_ctx_train, 0));
+      ASSERT_TRUE(rig.rt) << rig.error;
+      for (const auto& p : kPrompts) {
+        auto r = rig.rt->generate(endless("a", p, c.max_tokens));
+        ASSERT_TRUE(r.has_value()) << r.error().message;
+        EXPECT_EQ(r->finish, c.finish);
+        plain.push_back(std::move(*r));
+        if (c.cfg.ctx_auto) break;  // one long sequence is enough to grow
+      }
+    }
+    for (int kind : {1, 2}) {
+      SCOPED_TRACE(kind == 1 ? "lookup 8" : "draft");
+      Rig rig(drafting(c.cfg, c.n_ctx_train, kind));
+      ASSERT_TRUE(rig.rt) << rig.error;
+      int64_t drafted = 0;
+      for (size_t i = 0; i < plain.size(); ++i) {
+        auto r = rig.rt->generate(endless("a", kPrompts[i], c.max_tokens));
+        ASSERT_TRUE(r.has_value()) << r.error().message;
+        EXPECT_EQ(r->tokens, plain[i].tokens) << kPrompts[i];
+        EXPECT_EQ(r->text, plain[i].text);
+        EXPECT_EQ(r->finish, c.finish);
+        drafted += r->timings.draft_tokens;
+      }
+      EXPECT_GT(drafted, 0);
+      if (c.cfg.ctx_auto) EXPECT_EQ(rig.status("a").n_ctx, 2048);
+      else EXPECT_EQ(rig.status("a").n_ctx, 40);
+    }
+  }
+}
+
 TEST(SpeculativeRuntime, ADraftWithAnotherVocabularyOrABadNameIsRefused) {
   ModelConfig a = target();
   a.draft = "qwen";
