@@ -14,6 +14,7 @@
 
 #include "codey/base.h"
 #include "codey/model.h"
+#include "codey/spec.h"
 #include "codey/tensor.h"
 
 namespace codey::measure {
@@ -122,6 +123,21 @@ Result<double> time_prompt(Context& ctx, int64_t depth, std::span<const int32_t>
 Result<double> time_generation(Context& ctx, int64_t depth, int32_t first, int64_t n_gen,
                                const ClockFn& clock = steady_seconds, const StopFn& stop = {});
 
+// Speculative generation (SpecGenerator, greedy) of n_gen tokens on
+// sequence 0 after `depth` positions, from `first`, drafts from `drafter`
+// (at most max_draft per pass). `history` is what the depth positions hold
+// (depth tokens, for the drafter to continue); a draft model is brought up
+// to it before the clock starts. The tokens are generate()'s: greedy
+// verification keeps exactly what plain decoding would produce.
+struct SpecRun {
+  double seconds = 0;
+  SpecStats stats;
+  std::vector<int32_t> tokens;  // the n_gen tokens generated
+};
+Result<SpecRun> time_spec_generation(Context& ctx, Drafter& drafter, int max_draft, std::span<const int32_t> history,
+                                     int32_t first, int64_t n_gen, const ClockFn& clock = steady_seconds,
+                                     const StopFn& stop = {});
+
 // --------------------------------------------------------------- bench --
 
 // llama-bench's run: every model x threads x depth x (prompt | generation)
@@ -135,6 +151,13 @@ struct BenchSpec {
   int64_t batch = 512;
   TensorType kv_type = TensorType::kF16;
   bool limits = true;             // measure the machine's limits (after the models, so peak memory is theirs)
+  // Speculative decoding beside every generation test (the same tokens,
+  // greedy): a draft model sharing the models' vocabulary, or n-gram lookup
+  // drafts of up to `lookup` tokens. Neither: plain generation only.
+  std::string draft;
+  int draft_max = 8;
+  float draft_p_min = 0.75f;
+  int lookup = 0;
   std::function<void(const std::string&)> progress;  // "filling 4096 positions of context"
 
   // Positions of one sequence the tests need: the deepest prompt, or
@@ -155,6 +178,13 @@ struct BenchRecord {
   double ops_per_rep = 0;    // pp: prompt_ops
   double bytes_per_rep = 0;  // tg: generation_bytes
   Limits limits;
+  // A speculative generation test: how it drafted ("lookup 8", "draft
+  // llama 60M Q8_0"; empty: plain) and its counters over the repetitions.
+  std::string spec;
+  int64_t draft_tokens = 0, draft_accepted = 0, target_passes = 0;
+  double acceptance() const { return draft_tokens > 0 ? double(draft_accepted) / double(draft_tokens) : 0.0; }
+  // Tokens generated per target forward pass (plain generation: 1).
+  double tokens_per_pass() const;
 
   int64_t tokens() const { return n_prompt > 0 ? n_prompt : n_gen; }
   std::string test_name() const;  // "pp512", "tg128 @ d4096"

@@ -1,11 +1,13 @@
 // `codey bench [--model FILE[,FILE]] [-p 512] [-n 128] [-d 0] [-t N] [-r 3]
-// [--ctx N] [-b N] [--kv-type f16] [--isa NAME] [--json]`: llama-bench style
+// [--ctx N] [-b N] [--kv-type f16] [--isa NAME] [--json] [--draft FILE |
+// --lookup N]`: llama-bench style
 // prompt-processing (pp) and generation (tg) throughput, mean +- stddev over
 // repetitions, time to first token, load time, peak memory, and how close the
 // run is to the machine: GB/s against the read bandwidth measured here (tg is
 // bandwidth bound) and GOP/s against the measured int8 dot-product peak (pp is
 // compute bound). List arguments sweep (`-t 1,2 -p 128,512`). Without --model
 // it benchmarks a synthesized model (cached under $XDG_CACHE_HOME/codey).
+// --draft / --lookup repeat each tg test with speculative decoding.
 // The measuring is measure::run_bench; this file parses and prints.
 #include <nlohmann/json.hpp>
 
@@ -40,6 +42,10 @@ struct BenchOptions {
   std::string synth = "qwen2.5-coder-0.5b:Q4_K_M";
   bool json = false;
   bool no_limits = false;
+  std::string draft;
+  int draft_max = 8;
+  float draft_p_min = 0.75f;
+  int lookup = 0;
 };
 
 template <class T>
@@ -93,7 +99,10 @@ void print_markdown(const std::vector<BenchRecord>& recs) {
     const Stats st = r.tokens_per_second();
     const Stats sec = r.seconds();
     std::string ttft = "", achieved, share;
-    if (r.n_prompt > 0) {
+    if (!r.spec.empty()) {
+      achieved = fmt::format("{:.2f} tok/pass", r.tokens_per_pass());
+      share = fmt::format("{:.0f}% accepted", 100 * r.acceptance());
+    } else if (r.n_prompt > 0) {
       ttft = fmt::format("{:.0f}", sec.mean * 1e3);
       achieved = fmt::format("{:.0f} GOP/s", r.achieved());
       share = r.limit() > 0 ? fmt::format("{:.0f}% of {:.0f}", 100 * r.limit_share(), r.limit()) : "-";
@@ -110,6 +119,27 @@ void print_markdown(const std::vector<BenchRecord>& recs) {
   for (const BenchRecord& r : recs) per_model[r.model_path] = {r.load_s, r.peak_rss};
   for (const auto& [path, lp] : per_model)
     std::printf("\n%s: load %.2f s, peak memory %s", path.c_str(), lp.first, format_bytes(lp.second).c_str());
+  // Speculative runs beside the plain generation they repeat.
+  for (size_t i = 0; i < recs.size(); ++i) {
+    const BenchRecord& r = recs[i];
+    if (r.spec.empty()) continue;
+    const BenchRecord* plain = nullptr;
+    for (size_t j = i; j-- > 0;)
+      if (recs[j].spec.empty() && recs[j].model_path == r.model_path && recs[j].n_threads == r.n_threads &&
+          recs[j].n_gen == r.n_gen && recs[j].n_depth == r.n_depth) {
+        plain = &recs[j];
+        break;
+      }
+    const double tps = r.tokens_per_second().mean;
+    std::printf("\n%s, %d threads, %s: %lld of %lld drafted tokens accepted (%.1f%%), %.2f tokens per target pass, "
+                "%.2f t/s",
+                r.model_type.c_str(), r.n_threads, r.test_name().c_str(), static_cast<long long>(r.draft_accepted),
+                static_cast<long long>(r.draft_tokens), 100 * r.acceptance(), r.tokens_per_pass(), tps);
+    if (plain) {
+      const double base = plain->tokens_per_second().mean;
+      std::printf(" against %.2f t/s plain (%.2fx)", base, base > 0 ? tps / base : 0.0);
+    }
+  }
   if (!recs.empty())
     std::printf("\nlimits: pp against the measured int8 dot-product peak (GOP/s), tg against the measured read bandwidth "
                 "(GB/s; bytes = weights + KV rows read per token)\n");
@@ -168,6 +198,14 @@ nlohmann::json to_json(const std::vector<BenchRecord>& recs) {
       j["gbps"] = r.achieved();
     }
     j["limit_share"] = r.limit_share();
+    if (!r.spec.empty()) {
+      j["spec"] = r.spec;
+      j["draft_tokens"] = r.draft_tokens;
+      j["draft_accepted"] = r.draft_accepted;
+      j["target_passes"] = r.target_passes;
+      j["acceptance"] = r.acceptance();
+      j["tokens_per_pass"] = r.tokens_per_pass();
+    }
     arr.push_back(j);
   }
   return arr;
@@ -201,6 +239,12 @@ int run_bench(const BenchOptions& o) {
   spec.batch = o.batch;
   spec.kv_type = *kv;
   spec.limits = !o.no_limits;
+  if (!o.draft.empty() && o.lookup > 0) return fail("give one of --draft and --lookup, not both");
+  if (o.lookup < 0 || o.draft_max < 1) return fail("--lookup and --draft-max must be positive");
+  spec.draft = o.draft;
+  spec.draft_max = o.draft_max;
+  spec.draft_p_min = o.draft_p_min;
+  spec.lookup = o.lookup;
   if (!o.json)
     spec.progress = [](const std::string& what) { std::fprintf(stderr, "codey bench: %s...\n", what.c_str()); };
   if (o.ctx > 0 && o.ctx < spec.positions_needed())
@@ -241,6 +285,13 @@ CommandRunner setup(CLI::App& root) {
   cmd->add_option("--synth", o->synth, "Shape[:type] synthesized when no --model is given (default qwen2.5-coder-0.5b:Q4_K_M)");
   cmd->add_flag("--json", o->json, "JSON array of records (llama-bench field names) instead of a Markdown table");
   cmd->add_flag("--no-limits", o->no_limits, "Skip measuring the machine's bandwidth and int8 peak");
+  cmd->add_option("--draft", o->draft,
+                  "Each tg test again with speculative decoding by this draft model (sharing the vocabulary): "
+                  "acceptance, tokens per target pass and t/s next to plain decoding");
+  cmd->add_option("--draft-max", o->draft_max, "Most tokens the draft model proposes per pass (default 8)");
+  cmd->add_option("--draft-p-min", o->draft_p_min,
+                  "Stop drafting at a token the draft gives less probability than this (default 0.75)");
+  cmd->add_option("--lookup", o->lookup, "Each tg test again with n-gram lookup drafts of up to N tokens");
   return [o] { return run_bench(*o); };
 }
 

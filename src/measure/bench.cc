@@ -7,13 +7,20 @@
 #include "codey/gguf.h"
 #include "codey/kernels.h"
 #include "codey/measure.h"
+#include "codey/tokenizer.h"
 
 namespace codey::measure {
 
 std::string BenchRecord::test_name() const {
   std::string t = n_prompt > 0 ? fmt::format("pp{}", n_prompt) : fmt::format("tg{}", n_gen);
   if (n_depth > 0) t += fmt::format(" @ d{}", n_depth);
+  if (!spec.empty()) t += fmt::format(" +{}", spec);
   return t;
+}
+
+double BenchRecord::tokens_per_pass() const {
+  if (spec.empty()) return 1.0;
+  return target_passes > 0 ? double(n_gen) * double(samples_s.size()) / double(target_passes) : 0.0;
 }
 
 Stats BenchRecord::seconds() const { return stats_of(samples_s); }
@@ -26,7 +33,7 @@ Stats BenchRecord::tokens_per_second() const {
 
 double BenchRecord::achieved() const {
   const double s = seconds().mean;
-  if (s <= 0) return 0;
+  if (s <= 0 || !spec.empty()) return 0;  // speculative: not one weight read per token
   return n_prompt > 0 ? ops_per_rep / s / 1e9 : bytes_per_rep / s / 1e9;
 }
 
@@ -68,12 +75,34 @@ Result<std::vector<BenchRecord>> run_bench(const BenchSpec& spec) {
     return make_error(ErrorCode::kInvalidArgument, "a context of {} is too small for the tests (they need {} positions)",
                       n_ctx, need);
 
+  if (!spec.draft.empty() && spec.lookup > 0)
+    return make_error(ErrorCode::kInvalidArgument, "give one of a draft model and lookup, not both");
+  if (spec.lookup < 0 || spec.draft_max < 1)
+    return make_error(ErrorCode::kInvalidArgument, "lookup and draft_max must be positive");
+  std::unique_ptr<Model> draft_model;
+  std::optional<Tokenizer> draft_tok;
+  if (!spec.draft.empty()) {
+    say(fmt::format("loading the draft model {}", spec.draft));
+    auto dm = Model::load(spec.draft);
+    if (!dm) return make_error(dm.error().code, "draft {}: {}", spec.draft, dm.error().message);
+    auto dt = Tokenizer::from_gguf((*dm)->gguf());
+    if (!dt) return make_error(dt.error().code, "draft {}: {}", spec.draft, dt.error().message);
+    draft_model = std::move(*dm);
+    draft_tok = std::move(*dt);
+  }
+
   std::vector<BenchRecord> recs;
   for (const std::string& path : spec.models) {
     const auto t_load = Clock::now();
     CODEY_TRY_ASSIGN(auto model, Model::load(path));
     const double load_s = seconds_since(t_load);
     const Model& m = *model;
+    if (draft_model) {
+      CODEY_TRY_ASSIGN(const Tokenizer tok, Tokenizer::from_gguf(m.gguf()));
+      if (auto st = check_draft_vocabulary(tok, *draft_tok); !st)
+        return make_error(ErrorCode::kInvalidArgument, "the draft {} cannot draft for {}: they do not share a vocabulary: {}",
+                          spec.draft, path, st.error().message);
+    }
     const size_t first_rec = recs.size();
     for (int nt : threads) {
       ContextParams cp;
@@ -83,12 +112,30 @@ Result<std::vector<BenchRecord>> run_bench(const BenchSpec& spec) {
       cp.kv_type = spec.kv_type;
       CODEY_TRY_ASSIGN(auto ctx, Context::create(m, cp));
       Context& c = *ctx;
+      std::unique_ptr<Drafter> drafter;
+      int max_draft = 0;
+      std::string how;
+      if (draft_model) {
+        ContextParams dcp = cp;
+        dcp.pool = &c.pool();
+        DraftModelParams dp;
+        dp.p_min = spec.draft_p_min;
+        dp.target_vocab = c.n_vocab();
+        CODEY_TRY_ASSIGN(drafter, make_model_drafter(*draft_model, dcp, dp));
+        max_draft = spec.draft_max;
+        how = fmt::format("draft {}", model_type(*draft_model));
+      } else if (spec.lookup > 0) {
+        drafter = make_lookup_drafter(1);
+        max_draft = spec.lookup;
+        how = fmt::format("lookup {}", spec.lookup);
+      }
       for (int64_t d : spec.depths) {
         // The depth's tokens are evaluated once; each repetition starts from them.
         c.kv().clear(0);
+        const auto depth_tokens = random_tokens(d, m.hparams().n_vocab, 7);
         if (d > 0) {
           say(fmt::format("filling {} positions of context", d));
-          CODEY_TRY(prefill(c, random_tokens(d, m.hparams().n_vocab, 7), spec.batch));
+          CODEY_TRY(prefill(c, depth_tokens, spec.batch));
         }
         auto record = [&](int64_t p, int64_t g) {
           BenchRecord r;
@@ -127,6 +174,21 @@ Result<std::vector<BenchRecord>> run_bench(const BenchSpec& spec) {
             if (rep >= 0) r.samples_s.push_back(s);
           }
           recs.push_back(std::move(r));
+          if (!drafter) continue;
+          // The same generations again, drafted and verified.
+          BenchRecord sr = record(0, g);
+          sr.spec = how;
+          for (int rep = -1; rep < spec.reps; ++rep) {
+            const int64_t n = rep < 0 ? std::min<int64_t>(g, 8) : g;
+            CODEY_TRY_ASSIGN(const SpecRun run, time_spec_generation(c, *drafter, max_draft, depth_tokens,
+                                                                     static_cast<int32_t>(rep + 2), n));
+            if (rep < 0) continue;
+            sr.samples_s.push_back(run.seconds);
+            sr.draft_tokens += run.stats.drafted;
+            sr.draft_accepted += run.stats.accepted;
+            sr.target_passes += run.stats.passes;
+          }
+          recs.push_back(std::move(sr));
         }
       }
     }

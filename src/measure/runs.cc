@@ -8,6 +8,8 @@
 
 #include "codey/kernels.h"
 #include "codey/measure.h"
+#include "codey/sampling.h"
+#include "codey/spec.h"
 
 namespace codey::measure {
 
@@ -172,6 +174,43 @@ Result<double> time_generation(Context& ctx, int64_t depth, int32_t first, int64
   const double t0 = clock();
   CODEY_TRY(generate(ctx, first, n_gen, stop));
   return clock() - t0;
+}
+
+Result<SpecRun> time_spec_generation(Context& ctx, Drafter& drafter, int max_draft, std::span<const int32_t> history,
+                                     int32_t first, int64_t n_gen, const ClockFn& clock, const StopFn& stop) {
+  const auto depth = static_cast<int64_t>(history.size());
+  if (n_gen < 1) return make_error(ErrorCode::kInvalidArgument, "a speculative run of {} tokens", n_gen);
+  CODEY_TRY(set_depth(ctx, depth, n_gen));
+  std::vector<int32_t> prompt(history.begin(), history.end());
+  // The draft model reads the depth's tokens untimed: a real request would
+  // have had them in its prompt.
+  if (depth > 0) {
+    Draft none;
+    const DraftJob job{0, prompt, 0, nullptr, &none};
+    CODEY_TRY(drafter.prefill(std::span<const DraftJob>(&job, 1)));
+  }
+  prompt.push_back(first);
+  SamplerParams sp = SamplerParams::greedy();
+  sp.penalty_last_n = 0;
+  Sampler sampler(sp, static_cast<int32_t>(ctx.n_vocab()));
+  SpecGenerator gen(ctx, sampler, &drafter, max_draft);
+  SpecRun run;
+  run.tokens.reserve(static_cast<size_t>(n_gen));
+  const double t0 = clock();
+  CODEY_TRY_ASSIGN(const int32_t t1, gen.start(prompt));
+  run.tokens.push_back(t1);
+  while (static_cast<int64_t>(run.tokens.size()) < n_gen) {
+    if (stop && stop()) return std::unexpected(cancelled().error());
+    const auto left = static_cast<int>(n_gen - static_cast<int64_t>(run.tokens.size()));
+    CODEY_TRY_ASSIGN(auto taken, gen.step(left));
+    for (int32_t t : taken)
+      if (static_cast<int64_t>(run.tokens.size()) < n_gen) run.tokens.push_back(t);
+  }
+  run.seconds = clock() - t0;
+  run.stats = gen.stats();
+  ++run.stats.passes;  // start(): the pass that yielded the first token
+  run.stats.generated = n_gen;
+  return run;
 }
 
 }  // namespace codey::measure

@@ -4,6 +4,7 @@
 // shapes are errors, and run_bench records every test.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 
@@ -167,6 +168,106 @@ TEST(Bench, BadSpecsAreErrors) {
   EXPECT_NE(small.error().message.find("too small"), std::string::npos) << small.error().message;
   spec.ctx = 0;
   spec.models = {testing::temp_dir() + "/missing.gguf"};
+  EXPECT_FALSE(run_bench(spec).has_value());
+}
+
+// Speculative generation yields generate()'s tokens (greedy verification),
+// in fewer target passes when drafts are accepted: lookup on the repeating
+// continuation of a random-weight model, and a draft model (the same model at
+// 4 bits) after a filled depth whose tokens it reads untimed.
+TEST(Runs, SpeculativeGenerationIsThePlainGreedyGeneration) {
+  auto m = load_tiny();
+  ASSERT_TRUE(m);
+  auto dm = Model::load(testing::testdata("models/tiny-llama-Q4_0.gguf"));
+  ASSERT_TRUE(dm.has_value()) << dm.error().message;
+  auto c = context(*m, 256, 16);
+  ASSERT_TRUE(c);
+  const int64_t n = 96;
+  for (const int64_t depth : {int64_t{0}, int64_t{24}}) {
+    SCOPED_TRACE(depth);
+    const auto history = random_tokens(depth, m->hparams().n_vocab, 7);
+    c->kv().clear(0);
+    if (depth > 0) ASSERT_TRUE(prefill(*c, history, 16).has_value());
+    // generate()'s tokens, one decode each.
+    ASSERT_EQ(c->kv().seq_length(0), depth);
+    std::vector<int32_t> plain;
+    Batch b;
+    int32_t tok = 3;
+    for (int64_t i = 0; i < n; ++i) {
+      b.clear();
+      b.add(tok, 0, true);
+      auto logits = c->decode(b);
+      ASSERT_TRUE(logits.has_value());
+      tok = static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
+      plain.push_back(tok);
+    }
+    ContextParams dcp = c->params();
+    dcp.pool = &c->pool();
+    DraftModelParams dp;
+    dp.p_min = 0.0f;
+    dp.target_vocab = c->n_vocab();
+    auto draft = make_model_drafter(**dm, dcp, dp);
+    ASSERT_TRUE(draft.has_value()) << draft.error().message;
+    auto lookup = make_lookup_drafter(1);
+    for (Drafter* d : {lookup.get(), draft->get()}) {
+      SCOPED_TRACE(d->describe());
+      for (int rep = 0; rep < 2; ++rep) {  // a second run starts over from the depth
+        auto run = time_spec_generation(*c, *d, 6, history, 3, n, measure::virtual_clock());
+        ASSERT_TRUE(run.has_value()) << run.error().message;
+        EXPECT_EQ(run->tokens, plain);
+        EXPECT_EQ(c->kv().seq_length(0), depth + n);  // `first` and every token taken but the newest
+        EXPECT_EQ(run->stats.generated, n);
+        EXPECT_LE(run->stats.accepted, run->stats.drafted);
+        EXPECT_EQ(run->stats.passes + run->stats.accepted, n);  // each pass: its accepted drafts and one more
+        EXPECT_LT(run->stats.passes, n / 2);                   // both drafters are right most of the time here
+        EXPECT_GT(run->seconds, 0.0);
+      }
+    }
+  }
+}
+
+TEST(Bench, SpeculativeRecordsBesideThePlainOnes) {
+  BenchSpec spec;
+  spec.models = {tiny_model_path()};
+  spec.prompts = {0};
+  spec.gens = {48};
+  spec.threads = {1};
+  spec.reps = 2;
+  spec.limits = false;
+  spec.lookup = 8;
+  auto recs = run_bench(spec);
+  ASSERT_TRUE(recs.has_value()) << recs.error().message;
+  ASSERT_EQ(recs->size(), 2u);
+  const BenchRecord &plain = (*recs)[0], &sr = (*recs)[1];
+  EXPECT_EQ(plain.test_name(), "tg48");
+  EXPECT_EQ(plain.tokens_per_pass(), 1.0);
+  EXPECT_EQ(sr.test_name(), "tg48 +lookup 8");
+  EXPECT_EQ(sr.samples_s.size(), 2u);
+  EXPECT_GT(sr.draft_tokens, 0);
+  EXPECT_LE(sr.draft_accepted, sr.draft_tokens);
+  EXPECT_EQ(sr.target_passes + sr.draft_accepted, 2 * 48);
+  EXPECT_GT(sr.tokens_per_pass(), 2.0);
+  EXPECT_EQ(sr.achieved(), 0.0);  // no bandwidth figure: a pass is not one token
+
+  spec.lookup = 0;
+  spec.draft = testing::testdata("models/tiny-llama-Q4_0.gguf");
+  spec.draft_p_min = 0.0f;
+  recs = run_bench(spec);
+  ASSERT_TRUE(recs.has_value()) << recs.error().message;
+  ASSERT_EQ(recs->size(), 2u);
+  EXPECT_NE((*recs)[1].spec.find("draft llama"), std::string::npos) << (*recs)[1].spec;
+  EXPECT_GT((*recs)[1].draft_accepted, 0);
+
+  // A draft with another vocabulary, both kinds, a missing draft: errors.
+  spec.draft = testing::testdata("models/micro-qwen2-Q8_0.gguf");
+  auto bad = run_bench(spec);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message.find("do not share a vocabulary"), std::string::npos) << bad.error().message;
+  spec.draft = testing::testdata("models/tiny-llama-Q4_0.gguf");
+  spec.lookup = 4;
+  EXPECT_FALSE(run_bench(spec).has_value());
+  spec.lookup = 0;
+  spec.draft = testing::temp_dir() + "/missing.gguf";
   EXPECT_FALSE(run_bench(spec).has_value());
 }
 
