@@ -476,7 +476,12 @@ server: {port: 0}
   json summary = json::parse(r.out.substr(r.out.rfind('{', r.out.find("\"clients\""))), nullptr, false);
   ASSERT_TRUE(summary.is_object()) << r.out;
   EXPECT_EQ(summary["failed"], 0) << r.out;
-  EXPECT_GT(summary["ok"].get<int>(), 8);
+  // State, not speed: every request ended complete or cleanly rejected, and
+  // at least the first wave the model admits (4 slots + 2 queued of the 8
+  // clients that start together) completed. How many more fit into the
+  // seconds depends on the machine's load, so it is not asserted.
+  EXPECT_EQ(summary["ok"].get<int>() + summary["rejected"].get<int>(), summary["requests"].get<int>()) << r.out;
+  EXPECT_GE(summary["ok"].get<int>(), 4 + 2) << r.out;
   EXPECT_EQ(curl("GET", srv.url() + "/health", "", "", false).status, 200) << "the server is still up";
   uint64_t used = 0;
   if (auto p = metrics.body.find("\ncodey_memory_used_bytes "); p != std::string::npos)
