@@ -1,6 +1,16 @@
 // The check step: syntax-check generated code with the language's own tool
-// found on PATH (py_compile, cc/c++ -fsyntax-only, node --check, bash -n),
-// on a copy in a temporary directory, with a time limit.
+// found on PATH (Python's compile(), cc/c++ -fsyntax-only, node --check,
+// bash -n), on a copy in a temporary directory, with a time limit.
+//
+// What a model writes is never run. Every checker only parses; each gets the
+// copy's absolute path (a name starting with '-' is never an option) and runs
+// from an empty directory. Python compiles the file's bytes in isolated mode
+// (-I: no script or current directory on sys.path, no PYTHON* variables, no
+// user site), so a generated token.py or traceback.py is never imported, as
+// it was by `python3 -m py_compile` run beside the file. The C and C++ checker
+// first lists the files the code includes (-M) and refuses any outside the
+// copy, the include directories given and the compiler's own, so a
+// `#include "/etc/passwd"` never shows another file's lines.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,6 +23,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 
 #include "codey/assistant.h"
 
@@ -127,10 +139,29 @@ std::string replace_all(std::string s, std::string_view from, std::string_view t
   return s;
 }
 
+// Compiles the file named by argv[1] without running it; a syntax error is
+// printed the way py_compile prints it. Runs under -I from an empty directory.
+constexpr std::string_view kPythonCheck = R"(import sys
+p = sys.argv[1]
+with open(p, 'rb') as f:
+    src = f.read()
+try:
+    compile(src, p, 'exec', dont_inherit=True)
+except SyntaxError as e:
+    import traceback
+    sys.stderr.write(''.join(traceback.format_exception_only(type(e), e)))
+    sys.exit(1)
+except ValueError as e:
+    sys.stderr.write(p + ': ' + str(e) + '\n')
+    sys.exit(1)
+)";
+
 struct Checker {
   std::string program;
   std::vector<std::string> args;  // before the file
   std::string display;
+  bool end_of_options = false;    // the program takes "--" before the file
+  bool c_family = false;          // cc / c++: includes are listed and checked first
 };
 
 std::optional<Checker> checker_for(std::string_view filename, std::span<const fs::path> include_dirs) {
@@ -138,22 +169,122 @@ std::optional<Checker> checker_for(std::string_view filename, std::span<const fs
   const std::string ext = fs::path(filename).extension().string();
   std::vector<std::string> inc;
   for (const auto& d : include_dirs) {
+    std::error_code ec;
+    const fs::path abs = fs::absolute(d, ec);
     inc.push_back("-I");
-    inc.push_back(d.string());
+    inc.push_back((ec ? d : abs).lexically_normal().string());
   }
-  if (lang == "python") return Checker{"python3", {"-m", "py_compile"}, "python3 -m py_compile"};
-  if (lang == "c") {
-    Checker c{"cc", {"-fsyntax-only", "-x", "c"}, "cc -fsyntax-only"};
+  if (lang == "python") return Checker{"python3", {"-I", "-c", std::string(kPythonCheck)}, "python3 -I compile"};
+  if (lang == "c" || lang == "cpp") {
+    Checker c = lang == "c" ? Checker{"cc", {"-fsyntax-only", "-x", "c"}, "cc -fsyntax-only"}
+                            : Checker{"c++", {"-fsyntax-only", "-x", "c++", "-std=c++20"}, "c++ -fsyntax-only -std=c++20"};
+    c.c_family = true;
     c.args.insert(c.args.end(), inc.begin(), inc.end());
     return c;
   }
-  if (lang == "cpp") {
-    Checker c{"c++", {"-fsyntax-only", "-x", "c++", "-std=c++20"}, "c++ -fsyntax-only -std=c++20"};
-    c.args.insert(c.args.end(), inc.begin(), inc.end());
-    return c;
+  if (lang == "javascript" && ext != ".jsx") return Checker{"node", {"--check"}, "node --check", true};
+  if (lang == "bash") return Checker{"bash", {"-n"}, "bash -n", true};
+  return std::nullopt;
+}
+
+// The directories a C/C++ compiler searches for <headers> by itself
+// (`cc -E -v`), asked once per compiler and language.
+std::vector<fs::path> system_include_dirs(const std::string& prog, const std::string& lang, const fs::path& cwd) {
+  static std::mutex mu;
+  static std::map<std::string, std::vector<fs::path>> cache;
+  std::lock_guard lock(mu);
+  const std::string key = prog + '\n' + lang;
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  std::vector<fs::path> dirs;
+  const RunResult r = run({prog, "-x", lang, "-E", "-v", "/dev/null"}, cwd);
+  bool in_list = false;
+  size_t pos = 0;
+  while (pos < r.output.size()) {
+    size_t nl = r.output.find('\n', pos);
+    if (nl == std::string::npos) nl = r.output.size();
+    std::string_view line(r.output.data() + pos, nl - pos);
+    pos = nl + 1;
+    if (line.starts_with("#include <...> search starts here")) in_list = true;
+    else if (line.starts_with("End of search list")) in_list = false;
+    else if (in_list && line.starts_with(" /")) dirs.push_back(fs::path(line.substr(1)).lexically_normal());
   }
-  if (lang == "javascript" && ext != ".jsx") return Checker{"node", {"--check"}, "node --check"};
-  if (lang == "bash") return Checker{"bash", {"-n"}, "bash -n"};
+  if (r.error.empty() && r.status == 0 && !dirs.empty()) cache[key] = dirs;
+  return dirs;
+}
+
+bool under(const fs::path& p, const fs::path& dir) {
+  auto [d, f] = std::mismatch(dir.begin(), dir.end(), p.begin(), p.end());
+  if (d == dir.end()) return true;
+  // "/usr/include/" has an empty last element.
+  return std::next(d) == dir.end() && d->empty();
+}
+
+// The prerequisites of the make rule -M writes ("x.o: a.c b.h", lines continued by a backslash), with
+// "\ " for spaces in names.
+std::vector<std::string> make_rule_files(std::string_view text) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool target_done = false;
+  auto flush = [&] {
+    if (!cur.empty()) {
+      if (target_done) out.push_back(cur);
+      else if (cur.back() == ':') target_done = true;
+    }
+    cur.clear();
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (ch == '\\' && i + 1 < text.size() && (text[i + 1] == ' ' || text[i + 1] == '#')) {
+      cur += text[++i];
+    } else if (ch == '\\' && i + 1 < text.size() && text[i + 1] == '\n') {
+      ++i;
+      flush();
+    } else if (ch == '$' && i + 1 < text.size() && text[i + 1] == '$') {
+      cur += text[++i];
+    } else if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+      flush();
+    } else {
+      cur += ch;
+    }
+  }
+  flush();
+  return out;
+}
+
+// An error when the code includes a file outside `allowed` (the copy's
+// folder, the include directories, the compiler's own), found by the
+// compiler itself (-M -MG, so computed includes and headers' includes count
+// too). The listing pass's diagnostics are never shown: they could quote the
+// outside file.
+std::optional<std::string> outside_include(const std::string& prog, const Checker& c, const fs::path& file,
+                                           const fs::path& cwd, std::span<const fs::path> include_dirs) {
+  const fs::path dep = cwd.parent_path() / "deps.d";
+  std::vector<std::string> argv{prog};
+  argv.insert(argv.end(), c.args.begin(), c.args.end());
+  for (std::string& a : argv)
+    if (a == "-fsyntax-only") a = "-M";
+  argv.insert(argv.end(), {"-MG", "-MF", dep.string(), file.string()});
+  const RunResult r = run(argv, cwd);
+  if (r.timed_out) return fmt::format("listing the files it includes did not finish in {} s", kTimeoutMs / 1000);
+  std::ifstream f(dep, std::ios::binary);
+  const std::string rule((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (rule.empty()) return std::string("the compiler could not list the files it includes");
+  std::vector<fs::path> allowed{file.parent_path()};
+  for (const auto& d : include_dirs) {
+    std::error_code ec;
+    const fs::path abs = fs::absolute(d, ec);
+    allowed.push_back((ec ? d : abs).lexically_normal());
+  }
+  const std::string lang = c.program == "cc" ? "c" : "c++";
+  for (auto& d : system_include_dirs(prog, lang, cwd)) allowed.push_back(std::move(d));
+  for (const std::string& name : make_rule_files(rule)) {
+    fs::path p(name);
+    if (p.is_relative()) p = cwd / p;
+    p = p.lexically_normal();
+    const bool ok = std::any_of(allowed.begin(), allowed.end(), [&](const fs::path& d) { return under(p, d); });
+    if (!ok)
+      return fmt::format("it includes {}, outside the project and the compiler's headers; not checked", name);
+  }
   return std::nullopt;
 }
 
@@ -198,19 +329,36 @@ CheckOutcome check_code(std::string_view filename, std::string_view code, std::s
     out.output = fmt::format("cannot create a temporary directory: {}", std::strerror(errno));
     return out;
   }
+  // dir/src/<name>: the copy, alone in its folder; dir/run: the checker's
+  // working directory, empty.
   const fs::path dir(tmpl);
   const std::string base = fs::path(filename).filename().string();
-  const fs::path file = dir / base;
+  const fs::path file = dir / "src" / base;
+  const fs::path cwd = dir / "run";
+  std::error_code mk;
+  fs::create_directory(dir / "src", mk);
+  fs::create_directory(cwd, mk);
   {
     std::ofstream f(file, std::ios::binary);
     f.write(code.data(), static_cast<std::streamsize>(code.size()));
   }
-  std::vector<std::string> argv{prog};
-  argv.insert(argv.end(), c->args.begin(), c->args.end());
-  argv.push_back(base);
-  RunResult r = run(argv, dir);
+  std::optional<std::string> refused;
+  if (c->c_family) refused = outside_include(prog, *c, file, cwd, include_dirs);
+  RunResult r;
+  if (!refused) {
+    std::vector<std::string> argv{prog};
+    argv.insert(argv.end(), c->args.begin(), c->args.end());
+    if (c->end_of_options) argv.push_back("--");
+    argv.push_back(file.string());
+    r = run(argv, cwd);
+  }
   std::error_code ec;
   fs::remove_all(dir, ec);
+  if (refused) {
+    out.status = CheckStatus::kFailed;
+    out.output = fmt::format("{}: {}", filename, *refused);
+    return out;
+  }
   if (!r.error.empty()) {
     out.status = CheckStatus::kNoChecker;
     out.checker.clear();
@@ -219,7 +367,6 @@ CheckOutcome check_code(std::string_view filename, std::string_view code, std::s
   }
   // Diagnostics name the user's file, not the temporary copy.
   std::string text = replace_all(std::move(r.output), file.string(), filename);
-  if (base != filename) text = replace_all(std::move(text), "\"" + base + "\"", "\"" + std::string(filename) + "\"");
   if (r.timed_out) {
     out.status = CheckStatus::kFailed;
     out.output = fmt::format("{} did not finish in {} s", c->display, kTimeoutMs / 1000);

@@ -88,7 +88,7 @@ TEST_F(Fixture, WritesTheExtractedFileAndChecksIt) {
   if (!find_program("python3").empty()) {
     ASSERT_EQ(r->checks.size(), 1u);
     EXPECT_EQ(r->checks[0].status, CheckStatus::kPassed) << r->checks[0].output;
-    EXPECT_NE(r->summary().find("check: calculator.py passed python3 -m py_compile"), std::string::npos) << r->summary();
+    EXPECT_NE(r->summary().find("check: calculator.py passed python3 -I compile"), std::string::npos) << r->summary();
   }
   EXPECT_NE(r->summary().find("wrote calculator.py"), std::string::npos);
   EXPECT_EQ(r->repairs, 0);
@@ -121,10 +121,10 @@ TEST_F(Fixture, RepairLoopSendsTheErrorBackAndFixes) {
   // The second request carries the broken answer and the checker's error.
   EXPECT_NE(p[1].find("def add(a, b)\n"), std::string::npos);
   EXPECT_NE(p[1].find("SyntaxError"), std::string::npos) << p[1];
-  EXPECT_NE(p[1].find("python3 -m py_compile calculator.py"), std::string::npos) << p[1];
+  EXPECT_NE(p[1].find("python3 -I compile calculator.py"), std::string::npos) << p[1];
   ASSERT_EQ(notes.size(), 1u);
   EXPECT_NE(notes[0].find("repair 1/2"), std::string::npos);
-  EXPECT_NE(r->summary().find("passed python3 -m py_compile after 1 repair"), std::string::npos) << r->summary();
+  EXPECT_NE(r->summary().find("passed python3 -I compile after 1 repair"), std::string::npos) << r->summary();
 }
 
 TEST_F(Fixture, RepairLoopIsBounded) {

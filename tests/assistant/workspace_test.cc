@@ -163,12 +163,90 @@ TEST(Check, Python) {
   if (find_program("python3").empty()) GTEST_SKIP() << "python3 not on PATH";
   auto ok = check_code("calc.py", "def add(a, b):\n    return a + b\n");
   EXPECT_EQ(ok.status, CheckStatus::kPassed) << ok.output;
-  EXPECT_EQ(ok.checker, "python3 -m py_compile");
+  EXPECT_EQ(ok.checker, "python3 -I compile");
   auto bad = check_code("pkg/calc.py", "def add(a, b)\n    return a + b\n");
   EXPECT_EQ(bad.status, CheckStatus::kFailed);
   EXPECT_NE(bad.output.find("SyntaxError"), std::string::npos) << bad.output;
   EXPECT_NE(bad.output.find("pkg/calc.py"), std::string::npos) << bad.output;  // the user's name
   EXPECT_EQ(bad.output.find("/tmp/codey-check"), std::string::npos) << bad.output;
+}
+
+// #16 finding 2: `python3 -m py_compile FILE` ran beside the file with the
+// folder first on sys.path, so a generated token.py, traceback.py ... was
+// imported by py_compile itself and its top-level code ran. The check only
+// compiles: the marker file is never written, whatever the file is called.
+TEST(Check, PythonNeverRunsTheCode) {
+  if (find_program("python3").empty()) GTEST_SKIP() << "python3 not on PATH";
+  const fs::path marker = fs::path(testing::temp_dir()) / "ran";
+  const std::string code = "import pathlib\npathlib.Path(r'" + marker.string() + "').write_text('ran')\n";
+  for (const char* name : {"token.py", "tokenize.py", "traceback.py", "linecache.py", "py_compile.py", "textwrap.py",
+                           "argparse.py", "importlib.py", "sitecustomize.py", "usercustomize.py", "site.py", "os.py",
+                           "-m.py", "pkg/io.py"}) {
+    auto r = check_code(name, code);
+    EXPECT_EQ(r.status, CheckStatus::kPassed) << name << ": " << r.output;
+    EXPECT_FALSE(fs::exists(marker)) << name << " was executed";
+    fs::remove(marker);
+  }
+  // A syntax error is still reported in py_compile's words, with the user's name.
+  auto bad = check_code("token.py", code + "def f(:\n");
+  EXPECT_EQ(bad.status, CheckStatus::kFailed);
+  EXPECT_NE(bad.output.find("token.py\", line 3"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("SyntaxError"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(marker));
+  auto nul = check_code("a.py", std::string("x = 1\0\n", 7));
+  EXPECT_EQ(nul.status, CheckStatus::kFailed) << nul.output;
+}
+
+// #16 finding 9: a file name starting with '-' is a file, never an option.
+TEST(Check, FileNamesAreNeverOptions) {
+  if (!find_program("bash").empty()) {
+    auto r = check_code("-x.sh", "echo hi\n");
+    EXPECT_EQ(r.status, CheckStatus::kPassed) << r.output;
+    EXPECT_EQ(check_code("--version.sh", "if then fi\n").status, CheckStatus::kFailed);
+  }
+  if (!find_program("node").empty()) {
+    auto r = check_code("--help.js", "function f(x) { return x + 1; }\n");
+    EXPECT_EQ(r.status, CheckStatus::kPassed) << r.output;
+    EXPECT_EQ(check_code("-p.js", "function f(x) { return x + ; }\n").status, CheckStatus::kFailed);
+  }
+  if (!find_program("cc").empty()) {
+    auto r = check_code("-v.c", "int x;\n");
+    EXPECT_EQ(r.status, CheckStatus::kPassed) << r.output;
+    EXPECT_EQ(check_code("--help.c", "int x\n").status, CheckStatus::kFailed);
+  }
+}
+
+// #16 finding 9: the C and C++ checker never reads a file outside the copy,
+// the include directories and the compiler's headers, however it is named
+// (absolute, "..", a macro, through a project header); the outside file's
+// lines never reach the output.
+TEST(Check, CIncludesOutsideAreRefused) {
+  if (find_program("cc").empty() || find_program("c++").empty()) GTEST_SKIP() << "no C compiler";
+  const fs::path outside = fs::path(testing::temp_dir()) / "secret.h";
+  put(outside, "SECRET_TOKEN_codey = 42 oops\n");
+  const fs::path project = fs::path(testing::temp_dir());
+  put(project / "ok.h", "int twice(int);\n");
+  put(project / "leaky.h", "#include \"" + outside.string() + "\"\n");
+  std::string dotdot = "../../../../../../../../../..";
+  dotdot += outside.string();
+  const std::vector<fs::path> dirs{project};
+  for (const std::string& code :
+       {"#include \"" + outside.string() + "\"\n", "#include <" + outside.string() + ">\n",
+        "#include \"" + dotdot + "\"\n", "#define F \"" + outside.string() + "\"\n#include F\n",
+        std::string("#include \"leaky.h\"\n"), std::string("#include \"/etc/os-release\"\n")}) {
+    for (const char* name : {"a.c", "a.cpp"}) {
+      auto r = check_code(name, code, dirs);
+      EXPECT_EQ(r.status, CheckStatus::kFailed) << name << ": " << code;
+      EXPECT_NE(r.output.find("outside the project"), std::string::npos) << r.output;
+      EXPECT_EQ(r.output.find("SECRET_TOKEN"), std::string::npos) << r.output;
+      EXPECT_EQ(r.output.find("PRETTY_NAME"), std::string::npos) << r.output;
+    }
+  }
+  // System and project headers are fine.
+  auto ok = check_code("a.c", "#include <stdio.h>\n#include \"ok.h\"\nint main(void) { return twice(1); }\n", dirs);
+  EXPECT_EQ(ok.status, CheckStatus::kPassed) << ok.output;
+  EXPECT_EQ(check_code("a.cpp", "#include <vector>\n#include <string>\nstd::vector<std::string> v;\n").status,
+            CheckStatus::kPassed);
 }
 
 TEST(Check, CAndCpp) {
