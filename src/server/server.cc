@@ -5,7 +5,9 @@
 // client that goes away frees its slot.
 #include "codey/server.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <deque>
@@ -15,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "server/api.h"
+#include "server/browser_policy.h"
 #include "server/catalog.h"
 #include "server/http_server.h"
 #include "server/json_constraint.h"
@@ -157,6 +160,7 @@ struct Server::Impl {
   Runtime& runtime;
   ServerOptions opt;
   std::string api_key;
+  server::BrowserPolicy browser;  // Host, Origin, CORS (made in setup())
   std::unique_ptr<server::HttpServer> http;  // made in setup()
   server::Metrics metrics;
   server::ModelCatalog catalog;
@@ -170,6 +174,8 @@ struct Server::Impl {
   bool authorized(const HttpRequest& req) const;
   // The head-only checks of every request (http_server.h HttpHooks::gate).
   std::optional<HttpResponse> gate(const HttpRequest& req) const;
+  // CORS headers on every response to an allowed browser origin.
+  void decorate(const HttpRequest& req, HttpResponse& res) const;
   const ModelConfig* resolve_model(std::string_view name) const;
   ApiError model_not_found(std::string_view name) const;
 
@@ -359,13 +365,58 @@ bool Server::Impl::authorized(const HttpRequest& req) const {
   return same_secret(h.substr(kBearer.size()), api_key);
 }
 
-// Every request but the probes (/health, /ready) needs the key, whatever its
-// method, and is refused before a byte of its body is read or inflated.
+// In this order, on the head alone, before a byte of the body is read or
+// inflated (browser_policy.h): the Host (DNS rebinding) and the Origin
+// (cross-site pages) of every request, then CORS preflights (which never
+// carry the key), the Content-Type of a POST, and the key, which every
+// request but the probes (/health, /ready) needs, whatever its method.
 std::optional<HttpResponse> Server::Impl::gate(const HttpRequest& req) const {
+  const ApiKind api = api_of(req.path());
+  auto refuse = [&](int status, std::string code, std::string message) {
+    HttpResponse res;
+    send_error(res, api, make_api_error(status, std::move(code), std::move(message)));
+    return std::optional<HttpResponse>(std::move(res));
+  };
+  const std::string_view host = req.header("Host");
+  if (!server::host_allowed(browser, host))
+    return refuse(403, "host_not_allowed",
+                  fmt::format("Host '{}' is not allowed (DNS-rebinding protection); add the name to "
+                              "server.allowed_hosts",
+                              host.substr(0, 256)));
+  const std::string_view origin = req.header("Origin");
+  if (!server::origin_allowed(browser, origin))
+    return refuse(403, "origin_not_allowed",
+                  fmt::format("Origin '{}' is not allowed; add it to server.allowed_origins or CODEY_ORIGINS",
+                              origin.substr(0, 256)));
+  if (req.method() == "OPTIONS" && !origin.empty() && !req.header("Access-Control-Request-Method").empty()) {
+    HttpResponse res;
+    res.status = 204;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+    std::string headers(req.header("Access-Control-Request-Headers"));
+    const bool token_list = std::all_of(headers.begin(), headers.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == ',' || c == ' ';
+    });
+    res.set_header("Access-Control-Allow-Headers",
+                   !headers.empty() && token_list && headers.size() <= 1024 ? headers : "Authorization, Content-Type");
+    if (!req.header("Access-Control-Request-Private-Network").empty())
+      res.set_header("Access-Control-Allow-Private-Network", "true");
+    res.set_header("Access-Control-Max-Age", "600");
+    return res;
+  }
+  if (auto why = server::content_type_refusal(req.method(), req.header("Content-Type"), origin))
+    return refuse(415, "unsupported_media_type", std::move(*why));
   if (req.path() == "/health" || req.path() == "/ready" || authorized(req)) return std::nullopt;
   HttpResponse res;
-  send_error(res, api_of(req.path()), unauthorized());
+  send_error(res, api, unauthorized());
   return res;
+}
+
+void Server::Impl::decorate(const HttpRequest& req, HttpResponse& res) const {
+  const std::string_view origin = req.header("Origin");
+  if (origin.empty() || !server::origin_allowed(browser, origin)) return;
+  res.set_header("Access-Control-Allow-Origin", std::string(origin));
+  res.set_header("Vary", "Origin");
+  res.set_header("Access-Control-Expose-Headers", "Retry-After, X-Request-Id");
 }
 
 const ModelConfig* Server::Impl::resolve_model(std::string_view name) const {
@@ -657,8 +708,15 @@ void Server::Impl::setup() {
   ho.request_memory = c.request_memory;
   ho.threads = threads;
 
+  browser.bound_host = c.host;
+  browser.hosts = c.allowed_hosts;
+  browser.origins = c.allowed_origins;
+  if (const char* env = std::getenv("CODEY_ORIGINS"))
+    for (auto& o : server::split_origins(env)) browser.origins.push_back(std::move(o));
+
   server::HttpHooks hooks;
   hooks.gate = [this](const HttpRequest& req) { return gate(req); };
+  hooks.decorate = [this](const HttpRequest& req, HttpResponse& res) { decorate(req, res); };
   // Errors the HTTP layer answers itself get the API's error shape.
   hooks.error = [](const HttpRequest& req, HttpResponse& res, const server::HttpError& e) {
     std::string code = "invalid_request";

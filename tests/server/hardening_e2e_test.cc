@@ -48,8 +48,11 @@ server:
   port: 0
   api_key: env:CODEY_E2E_KEY
   max_body: 16MiB
+  allowed_origins: ["https://*.trusted.example"]
+  allowed_hosts: [codey.internal]
 )";
     setenv("CODEY_E2E_KEY", kKey, 1);
+    setenv("CODEY_ORIGINS", "https://env.example, http://other.example:8080", 1);
     server_ = new ServeProcess({"--config", *dir_ + "/codey.yaml"}, *dir_ + "/serve.log");
   }
   static void TearDownTestSuite() {
@@ -239,6 +242,106 @@ TEST_F(Hardening, HostileTemplatesFailTheRequestNotTheServer) {
   const uint64_t grew_mib = (proc_status_kib(pid(), "VmHWM:") - hwm0) / 1024;
   EXPECT_LT(grew_mib, 600u) << "peak memory grew by " << grew_mib << " MiB";
   std::printf("hostile templates: peak memory +%llu MiB\n", static_cast<unsigned long long>(grew_mib));
+}
+
+// One raw request; the response (head and body).
+std::string raw_request(int port, std::string_view method, std::string_view path,
+                        const std::vector<std::string>& headers, std::string_view body = "") {
+  RawClient c(port);
+  if (!c.ok()) return {};
+  std::string req = fmt::format("{} {} HTTP/1.1\r\nConnection: close\r\n", method, path);
+  for (const auto& h : headers) req += h + "\r\n";
+  if (!body.empty() || method == "POST") req += fmt::format("Content-Length: {}\r\n", body.size());
+  req += "\r\n";
+  req += body;
+  c.send(req);
+  return c.read_all(std::chrono::seconds(30));
+}
+
+bool has_header(const std::string& response, std::string_view line) {
+  const std::string head = response.substr(0, response.find("\r\n\r\n"));
+  return head.find(std::string("\r\n") + std::string(line) + "\r\n") != std::string::npos ||
+         head.ends_with(std::string("\r\n") + std::string(line));
+}
+
+// Finding 6: a web page could send a text/plain POST (no CORS preflight) that
+// started a generation or unloaded a model, and a DNS-rebinding page reached
+// the server under its own name. The Origin and Host are checked before the
+// key and the body, a browser's POST must be application/json, and allowed
+// origins get proper CORS answers.
+TEST_F(Hardening, CrossSiteRequestsAreRefused) {
+  const std::string auth = std::string("Authorization: Bearer ") + kKey;
+  const std::string gen = R"({"model":"tiny","prompt":"hi","stream":false,"options":{"num_predict":2}})";
+  const std::string evil = "Origin: https://evil.example";
+  // The attacks of the review, even with the key: refused before any work.
+  std::string r = raw_request(port(), "POST", "/api/generate", {"Host: 127.0.0.1", evil, "Content-Type: text/plain", auth}, gen);
+  EXPECT_EQ(raw_status(r), 403) << r;
+  EXPECT_NE(r.find("Origin 'https://evil.example' is not allowed"), std::string::npos) << r;
+  EXPECT_FALSE(has_header(r, "Access-Control-Allow-Origin: https://evil.example")) << r;
+  r = raw_request(port(), "POST", "/codey/models/tiny/unload", {"Host: 127.0.0.1", evil, "Content-Type: text/plain", auth});
+  EXPECT_EQ(raw_status(r), 403) << r;
+  r = raw_request(port(), "GET", "/v1/models", {"Host: 127.0.0.1", "Origin: null", auth});
+  EXPECT_EQ(raw_status(r), 403) << r;
+  // A text/plain (or form) body is refused even from an allowed or no origin.
+  for (const char* ct : {"text/plain", "text/plain;charset=UTF-8", "multipart/form-data; boundary=x"}) {
+    r = raw_request(port(), "POST", "/api/generate", {"Host: 127.0.0.1", std::string("Content-Type: ") + ct, auth}, gen);
+    EXPECT_EQ(raw_status(r), 415) << ct << ": " << r;
+    r = raw_request(port(), "POST", "/v1/completions",
+                    {"Host: localhost", "Origin: http://localhost:3000", std::string("Content-Type: ") + ct, auth}, gen);
+    EXPECT_EQ(raw_status(r), 415) << ct << ": " << r;
+  }
+  r = raw_request(port(), "POST", "/api/generate",
+                  {"Host: 127.0.0.1", "Origin: https://app.trusted.example", "Content-Type: application/x-www-form-urlencoded", auth},
+                  gen);
+  EXPECT_EQ(raw_status(r), 415) << r;
+  // DNS rebinding: the page's own name in Host.
+  for (const char* host : {"Host: evil.example", "Host: evil.example:11435", "Host: localhost.evil.example",
+                           "Host: a b", "Host: [::1"}) {
+    r = raw_request(port(), "GET", "/v1/models", {host, auth});
+    EXPECT_EQ(raw_status(r), 403) << host << ": " << r;
+  }
+  r = raw_request(port(), "GET", "/health", {"Host: evil.example"});
+  EXPECT_EQ(raw_status(r), 403) << r;
+
+  // What must keep working: loopback names and addresses, allowed names, curl's default form type.
+  for (const char* host : {"Host: 127.0.0.1", "Host: localhost", "Host: LOCALHOST:11435", "Host: [::1]:80",
+                           "Host: 10.1.2.3", "Host: codey.internal:8080", "Host: x.localhost"}) {
+    r = raw_request(port(), "GET", "/v1/models", {host, auth});
+    EXPECT_EQ(raw_status(r), 200) << host << ": " << r;
+  }
+  r = raw_request(port(), "POST", "/api/generate",
+                  {"Host: 127.0.0.1", "Content-Type: application/x-www-form-urlencoded", auth}, gen);
+  EXPECT_EQ(raw_status(r), 200) << r;
+  r = raw_request(port(), "POST", "/api/generate", {"Host: 127.0.0.1", auth}, gen);
+  EXPECT_EQ(raw_status(r), 200) << r;
+
+  // CORS for allowed origins: loopback pages, server.allowed_origins (a
+  // wildcard), CODEY_ORIGINS, editors' webviews.
+  for (const char* origin : {"http://localhost:3000", "http://127.0.0.1:5173", "https://app.trusted.example",
+                             "https://env.example", "http://other.example:8080", "vscode-webview://abc123"}) {
+    r = raw_request(port(), "OPTIONS", "/v1/chat/completions",
+                    {"Host: 127.0.0.1", std::string("Origin: ") + origin, "Access-Control-Request-Method: POST",
+                     "Access-Control-Request-Headers: authorization, content-type"});
+    EXPECT_EQ(raw_status(r), 204) << origin << ": " << r;
+    EXPECT_TRUE(has_header(r, std::string("Access-Control-Allow-Origin: ") + origin)) << r;
+    EXPECT_TRUE(has_header(r, "Access-Control-Allow-Headers: authorization, content-type")) << r;
+    EXPECT_NE(r.find("Access-Control-Allow-Methods: "), std::string::npos) << r;
+    r = raw_request(port(), "POST", "/api/generate",
+                    {"Host: 127.0.0.1", std::string("Origin: ") + origin, "Content-Type: application/json", auth}, gen);
+    EXPECT_EQ(raw_status(r), 200) << origin << ": " << r;
+    EXPECT_TRUE(has_header(r, std::string("Access-Control-Allow-Origin: ") + origin)) << r;
+    EXPECT_TRUE(has_header(r, "Vary: Origin")) << r;
+  }
+  // A preflight from a page not allowed gets no CORS headers.
+  for (const char* origin : {"https://evil.example", "https://trusted.example.evil.example", "http://env.example",
+                             "https://other.example:8080", "http://localhost.evil.example"}) {
+    r = raw_request(port(), "OPTIONS", "/v1/chat/completions",
+                    {"Host: 127.0.0.1", std::string("Origin: ") + origin, "Access-Control-Request-Method: POST"});
+    EXPECT_EQ(raw_status(r), 403) << origin << ": " << r;
+    EXPECT_EQ(r.find("Access-Control-Allow-Origin"), std::string::npos) << r;
+  }
+  // The model was never unloaded by the refused requests, and the server serves.
+  EXPECT_EQ(curl("POST", url() + "/v1/completions", R"({"model":"tiny","prompt":"a","max_tokens":2})").status, 200);
 }
 
 }  // namespace
