@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "codey/base.h"
 #include "codey/runtime.h"
@@ -60,5 +61,10 @@ class Server {
 
 // api_key as configured: "" (no key), "env:NAME" (from the environment), or the key.
 Result<std::string> resolve_api_key(std::string_view configured);
+
+// What `codey serve` warns about before it serves: listening beyond loopback
+// without a key; a key given on the command line (visible in ps) rather
+// than as env:NAME.
+std::vector<std::string> exposure_warnings(const ServerConfig& config, bool key_on_command_line);
 
 }  // namespace codey

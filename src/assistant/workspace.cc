@@ -86,6 +86,14 @@ Result<Workspace> Workspace::open(const std::string& dir) {
   return Workspace(root);
 }
 
+namespace {
+// ".git" in any case (case-insensitive file systems).
+bool is_git_dir(std::string_view part) {
+  return part.size() == 4 && part[0] == '.' && (part[1] | 0x20) == 'g' && (part[2] | 0x20) == 'i' &&
+         (part[3] | 0x20) == 't';
+}
+}  // namespace
+
 Result<fs::path> Workspace::resolve(std::string_view relative) const {
   auto refuse = [&](std::string_view why) {
     return make_error(ErrorCode::kInvalidArgument, "'{}': {}", relative, why);
@@ -98,6 +106,7 @@ Result<fs::path> Workspace::resolve(std::string_view relative) const {
   for (const auto& part : fs::path(relative)) {
     if (part == "..") return refuse("'..' is refused (it could leave the workspace)");
     if (part.empty() || part == ".") continue;
+    if (is_git_dir(part.string())) return refuse("writes under .git/ are refused (hooks there would run)");
     rel /= part;
   }
   if (rel.empty()) return refuse("names no file");
@@ -118,6 +127,8 @@ Result<fs::path> Workspace::resolve(std::string_view relative) const {
       if (ec || !inside(root_, target))
         return refuse(fmt::format("symlink '{}' leads outside the workspace{}",
                                   fs::relative(cur, root_, ec).string(), ec ? "" : " to " + target.string()));
+      for (const auto& t : fs::relative(target, root_, ec))
+        if (is_git_dir(t.string())) return refuse("writes under .git/ are refused (hooks there would run)");
       if (!fs::is_directory(target)) return refuse(fmt::format("'{}' is not a directory", cur.string()));
       continue;
     }

@@ -140,6 +140,8 @@ int run(const ServeCli& c) {
   so.version = CODEY_VERSION;
   auto rt = Runtime::create(std::move(*cfg));
   if (!rt) return fail(rt.error().message);
+  for (const auto& w : exposure_warnings(so.config, !c.api_key.empty()))
+    std::fprintf(stderr, "codey serve: warning: %s\n", w.c_str());
   auto srv = Server::create(**rt, so);
   if (!srv) return fail(srv.error().message);
   if (auto b = (*srv)->bind(); !b) return fail(b.error().message);

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 #include <random>
 
@@ -152,6 +153,22 @@ Result<std::string> resolve_api_key(std::string_view configured) {
     return std::string(v);
   }
   return std::string(configured);
+}
+
+std::vector<std::string> exposure_warnings(const ServerConfig& c, bool key_on_command_line) {
+  std::vector<std::string> out;
+  const auto name = server::host_name(c.host.find(':') != std::string::npos && c.host.front() != '['
+                                          ? "[" + c.host + "]"
+                                          : c.host);
+  const bool loopback = name && server::is_loopback_name(*name);
+  if (!loopback && c.api_key.empty())
+    out.push_back(fmt::format("listening on {} without an API key: anybody who can reach this port can run the "
+                              "models; set server.api_key (e.g. env:CODEY_API_KEY)",
+                              c.host));
+  if (key_on_command_line && !c.api_key.starts_with("env:"))
+    out.push_back("the API key on the command line is visible to every user of this machine (ps); use "
+                  "--api-key env:NAME or server.api_key: env:NAME");
+  return out;
 }
 
 // ------------------------------------------------------------------ impl --
@@ -653,7 +670,9 @@ void Server::Impl::ollama_show(const HttpRequest& req, HttpResponse& res) {
   if (m->ctx > 0) params += fmt::format("num_ctx {}\n", m->ctx);
   Json j = Json::object();
   j["license"] = "";
-  j["modelfile"] = fmt::format("# codey serves this model from codey.yaml\nFROM {}\n", m->path);
+  // The file's name only: the absolute path tells a client about the server's disk.
+  j["modelfile"] = fmt::format("# codey serves this model from codey.yaml\nFROM {}\n",
+                               std::filesystem::path(m->path).filename().string());
   j["parameters"] = params;
   j["template"] = i.chat_template.value_or("");
   j["details"] = ollama_details(i);

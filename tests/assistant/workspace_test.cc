@@ -48,6 +48,34 @@ TEST_F(WorkspaceTest, CreatesFilesAndDirectories) {
     EXPECT_EQ(e.path().filename().string().find("codey-tmp"), std::string::npos) << e.path();
 }
 
+// #16 finding 9: a model's file under .git/ (a hook, the config) would run
+// at the user's next git command.
+TEST_F(WorkspaceTest, RefusesWritesUnderGit) {
+  fs::create_directories(root / ".git/hooks");
+  fs::create_directories(root / "sub/.git");
+  for (const char* bad : {".git/hooks/pre-commit", ".git/config", "./.git/x", "sub/.git/hooks/post-checkout",
+                          ".GIT/hooks/pre-commit", ".Git/new", "a/./.git/b"}) {
+    auto r = ws->write(bad, "#!/bin/sh\ntouch /tmp/pwned\n", {.force = true});
+    ASSERT_TRUE(r.has_value()) << bad;
+    EXPECT_EQ(r->action, WriteAction::kRefused) << bad;
+    EXPECT_NE(r->message.find(".git"), std::string::npos) << r->message;
+  }
+  EXPECT_FALSE(fs::exists(root / ".git/hooks/pre-commit"));
+  EXPECT_FALSE(fs::exists(root / ".git/config"));
+  // Through a symlink that leads into .git.
+  fs::create_directory_symlink(root / ".git/hooks", root / "hooks");
+  auto r = ws->write("hooks/pre-push", "x\n", {.force = true});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->action, WriteAction::kRefused) << r->message;
+  EXPECT_FALSE(fs::exists(root / ".git/hooks/pre-push"));
+  // Names that only look alike are files like any other.
+  for (const char* ok : {".gitignore", "git/x.py", ".github/workflows/ci.yml", "a.git"}) {
+    auto w = ws->write(ok, "x\n", {});
+    ASSERT_TRUE(w.has_value()) << ok;
+    EXPECT_EQ(w->action, WriteAction::kCreated) << ok << ": " << w->message;
+  }
+}
+
 TEST_F(WorkspaceTest, RefusesEscapes) {
   for (const char* bad : {"/etc/passwd", "/tmp/x.py", "../x.py", "a/../../x.py", "a/../b.py", "~/x.py", "", "."}) {
     auto r = ws->write(bad, "boom\n", {.force = true});

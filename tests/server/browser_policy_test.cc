@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "codey/server.h"
+
 namespace codey::server {
 namespace {
 
@@ -74,6 +76,29 @@ TEST(BrowserPolicy, ContentType) {
   EXPECT_NE(content_type_refusal("POST", "text/plain;charset=UTF-8", "https://evil.example"), std::nullopt);
   EXPECT_NE(content_type_refusal("POST", "multipart/form-data; boundary=x", ""), std::nullopt);
   EXPECT_EQ(content_type_refusal("GET", "text/plain", ""), std::nullopt);
+}
+
+// #16 finding 9: serving beyond loopback without a key, and a key in ps.
+TEST(BrowserPolicy, ExposureWarnings) {
+  ServerConfig c;
+  for (const char* loop : {"127.0.0.1", "localhost", "::1", "127.0.0.2"}) {
+    c.host = loop;
+    EXPECT_TRUE(exposure_warnings(c, false).empty()) << loop;
+  }
+  for (const char* open : {"0.0.0.0", "::", "192.168.1.5", "myhost.lan"}) {
+    c.host = open;
+    auto w = exposure_warnings(c, false);
+    ASSERT_EQ(w.size(), 1u) << open;
+    EXPECT_NE(w[0].find("without an API key"), std::string::npos) << w[0];
+  }
+  c.host = "0.0.0.0";
+  c.api_key = "env:CODEY_API_KEY";
+  EXPECT_TRUE(exposure_warnings(c, true).empty()) << "env:NAME on the command line is fine";
+  c.api_key = "s3cret";
+  auto w = exposure_warnings(c, true);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("ps"), std::string::npos) << w[0];
+  EXPECT_TRUE(exposure_warnings(c, false).empty()) << "a key from codey.yaml is not on the command line";
 }
 
 }  // namespace

@@ -340,6 +340,11 @@ TEST_F(Hardening, CrossSiteRequestsAreRefused) {
     EXPECT_EQ(raw_status(r), 403) << origin << ": " << r;
     EXPECT_EQ(r.find("Access-Control-Allow-Origin"), std::string::npos) << r;
   }
+  // /api/show names the model's file, not where it lies on the server's disk.
+  Http show = curl("POST", url() + "/api/show", R"({"model":"tiny"})");
+  EXPECT_EQ(show.status, 200) << show.body;
+  EXPECT_NE(show.body.find("FROM tiny.gguf"), std::string::npos) << show.body.substr(0, 300);
+  EXPECT_EQ(show.body.find(*dir_), std::string::npos) << show.body.substr(0, 300);
   // The model was never unloaded by the refused requests, and the server serves.
   EXPECT_EQ(curl("POST", url() + "/v1/completions", R"({"model":"tiny","prompt":"a","max_tokens":2})").status, 200);
 }
