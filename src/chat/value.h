@@ -57,9 +57,10 @@ class Dict {
   // Appends without the duplicate check; the caller knows `key` is new.
   void append_new(Value key, Value value);
   const std::vector<Entry>& entries() const { return entries_; }
-  size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
-  void reserve(size_t n) { entries_.reserve(n); }
+  // Defined below Value: Value is incomplete here (clang refuses them inline).
+  size_t size() const;
+  bool empty() const;
+  void reserve(size_t n);
   int depth = 1;  // nesting levels, this one included (set by Value::dict)
 
  private:
@@ -145,6 +146,10 @@ class Value {
   };
   std::shared_ptr<void> ptr_;
 };
+
+inline size_t Dict::size() const { return entries_.size(); }
+inline bool Dict::empty() const { return entries_.empty(); }
+inline void Dict::reserve(size_t n) { entries_.reserve(n); }
 
 struct CallArgs {
   std::vector<Value> args;
