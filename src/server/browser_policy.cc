@@ -1,5 +1,7 @@
 #include "server/browser_policy.h"
 
+#include "server/http_parse.h"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -8,18 +10,6 @@
 namespace codey::server {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 bool is_ip_literal(std::string_view name) {
   const std::string s(name);
@@ -68,7 +58,7 @@ std::optional<std::string> host_name(std::string_view h) {
     const std::string_view rest = h.substr(close + 1);
     if (!rest.empty() && (rest.front() != ':' || !valid_port(rest.substr(1)))) return std::nullopt;
     if (!is_ip_literal(name)) return std::nullopt;
-    return lower(name);
+    return to_lower(name);
   }
   const size_t colon = h.rfind(':');
   name = h.substr(0, colon);
@@ -76,13 +66,13 @@ std::optional<std::string> host_name(std::string_view h) {
   if (name.empty()) return std::nullopt;
   for (char c : name)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) return std::nullopt;
-  std::string out = lower(name);
+  std::string out = to_lower(name);
   if (out.size() > 1 && out.back() == '.') out.pop_back();  // "localhost." is localhost
   return out;
 }
 
 bool is_loopback_name(std::string_view name) {
-  const std::string n = lower(name);
+  const std::string n = to_lower(name);
   if (n == "localhost" || n.ends_with(".localhost") || n == "::1") return true;
   unsigned char buf[4];
   return ::inet_pton(AF_INET, n.c_str(), buf) == 1 && buf[0] == 127;
@@ -96,7 +86,7 @@ bool host_allowed(const BrowserPolicy& p, std::string_view host_header) {
   if (is_ip_literal(*name) || is_loopback_name(*name)) return true;
   if (const auto bound = host_name(p.bound_host); bound && *bound == *name) return true;
   return std::any_of(p.hosts.begin(), p.hosts.end(), [&](const std::string& pat) {
-    const auto pn = pat == "*" || pat.find('*') != std::string::npos ? std::optional(lower(pat)) : host_name(pat);
+    const auto pn = pat == "*" || pat.find('*') != std::string::npos ? std::optional(to_lower(pat)) : host_name(pat);
     return pn && wildcard_match(*pn, *name);
   });
 }
@@ -104,7 +94,7 @@ bool host_allowed(const BrowserPolicy& p, std::string_view host_header) {
 bool origin_allowed(const BrowserPolicy& p, std::string_view origin) {
   origin = trim(origin);
   if (origin.empty()) return true;  // not a browser
-  const std::string o = lower(origin);
+  const std::string o = to_lower(origin);
   const size_t sep = o.find("://");
   if (o == "null" || sep == std::string::npos) return false;  // sandboxed frames, data: pages
   const std::string scheme = o.substr(0, sep);
@@ -120,21 +110,14 @@ bool origin_allowed(const BrowserPolicy& p, std::string_view origin) {
 }
 
 std::vector<std::string> split_origins(std::string_view text) {
-  std::vector<std::string> out;
-  while (!text.empty()) {
-    const size_t comma = text.find(',');
-    const std::string_view item = trim(text.substr(0, comma));
-    if (!item.empty()) out.emplace_back(item);
-    if (comma == std::string_view::npos) break;
-    text.remove_prefix(comma + 1);
-  }
-  return out;
+  const auto items = split_list(text);
+  return {items.begin(), items.end()};
 }
 
 std::optional<std::string> content_type_refusal(std::string_view method, std::string_view content_type,
                                                 std::string_view origin) {
   if (method != "POST" && method != "PUT" && method != "PATCH") return std::nullopt;
-  const std::string media = lower(trim(content_type.substr(0, content_type.find(';'))));
+  const std::string media = to_lower(trim(content_type.substr(0, content_type.find(';'))));
   if (media.empty() || media == "application/json" || (media.starts_with("application/") && media.ends_with("+json")))
     return std::nullopt;
   // curl -d sends this by default (the Ollama docs' examples do): fine from

@@ -99,4 +99,11 @@ std::optional<std::string> percent_decode_path(std::string_view s);
 
 std::string_view http_reason(int status);
 
+// Field-value helpers (RFC 9110 5.6): blanks (SP, HTAB) trimmed from both
+// ends; ASCII lower case; a comma-separated list's elements, trimmed, empty
+// ones dropped.
+std::string_view trim(std::string_view s);
+std::string to_lower(std::string_view s);
+std::vector<std::string_view> split_list(std::string_view s);
+
 }  // namespace codey::server
