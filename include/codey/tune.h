@@ -93,6 +93,9 @@ struct TuneResult {
   MachineInfo machine;
   std::string model_description;  // Model::describe()
   uint64_t n_params = 0, weight_bytes = 0;
+  // What one generated token computes with and reads (a mixture: only the
+  // routed experts; dense models: every matrix and one embedding row).
+  uint64_t n_active_params = 0, active_weight_bytes = 0;
   int64_t n_ctx_train = 0;
   uint64_t kv_bytes_per_pos_f16 = 0, kv_bytes_per_pos_q8_0 = 0;  // one position, all layers, K and V
   double load_s = 0;

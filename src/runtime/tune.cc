@@ -76,6 +76,8 @@ class Tuner {
     r_.model_description = model_->describe();
     r_.n_params = model_->n_params();
     r_.weight_bytes = model_->weight_bytes();
+    r_.n_active_params = model_->n_active_params();
+    r_.active_weight_bytes = model_->active_weight_bytes();
     r_.n_ctx_train = hp.n_ctx_train;
     KvCacheParams kp{hp.n_layer, hp.n_head_kv, hp.head_dim_k, hp.head_dim_v, 1, 1, TensorType::kF16};
     r_.kv_bytes_per_pos_f16 = KvCache::bytes_per_position(kp);
@@ -412,8 +414,10 @@ class Tuner {
     auto tg_deep = tg_rep(**c, deep, 2);
     if (!tg_deep) return calibration_failed();
     attn_per_pos_ = std::max(0.0, (*tg_deep / 2 / tg_cost(T, 0) - 1.0) / double(deep));
-    // Never below what reading the KV cache costs next to reading the weights.
-    attn_per_pos_ = std::max(attn_per_pos_, double(r_.kv_bytes_per_pos_f16) / double(std::max<uint64_t>(r_.weight_bytes, 1)));
+    // Never below what reading the KV cache costs next to reading the weights
+    // a token reads (a mixture: its routed experts, not all of them).
+    attn_per_pos_ = std::max(attn_per_pos_, double(r_.kv_bytes_per_pos_f16) /
+                                                double(std::max<uint64_t>(r_.active_weight_bytes, 1)));
     return true;
   }
   bool calibration_failed() {

@@ -12,8 +12,11 @@ namespace codey::tune {
 std::string format_report(const TuneResult& r, const TuneOptions& o) {
   std::string s;
   s += fmt::format("machine   {}\n", r.machine.describe());
-  s += fmt::format("model     {} ({:.2f} B params, {} of weights, training context {})\n", r.model_description,
-                   double(r.n_params) / 1e9, format_bytes(r.weight_bytes), r.n_ctx_train);
+  // Active: what a generated token computes with and reads (a mixture of
+  // experts: its routed experts); generation speed is bound by those bytes.
+  s += fmt::format("model     {} ({:.2f} B params, {:.2f} B active; {} of weights, {} read per token; training context {})\n",
+                   r.model_description, double(r.n_params) / 1e9, double(r.n_active_params) / 1e9,
+                   format_bytes(r.weight_bytes), format_bytes(r.active_weight_bytes), r.n_ctx_train);
   s += fmt::format("budget    {} (used {:.1f} s, load {:.1f} s){}\n", format_duration(o.budget), r.elapsed_s, r.load_s,
                    r.interrupted ? " - interrupted, results so far" : "");
   if (!r.plan.empty()) s += fmt::format("plan      {}\n", r.plan);
@@ -32,7 +35,10 @@ std::string format_report(const TuneResult& r, const TuneOptions& o) {
   };
   s += "chosen\n";
   s += fmt::format("  threads       {:<6} generation best {}, prompt best {}{}\n", c.threads,
-                   r.best_tg_threads ? fmt::format("{} ({} t/s)", r.best_tg_threads, format_stats(*r.best_tg)) : "-",
+                   r.best_tg_threads ? fmt::format("{} ({} t/s, weights read at {:.1f} GB/s)", r.best_tg_threads,
+                                                        format_stats(*r.best_tg),
+                                                        r.best_tg->mean * double(r.active_weight_bytes) / 1e9)
+                                       : "-",
                    r.best_pp_threads ? fmt::format("{} ({} t/s)", r.best_pp_threads, format_stats(*r.best_pp)) : "-",
                    mark(r.threads_measured, c.threads != d.threads));
   s += fmt::format("  batch         {:<6}{}\n", c.batch, mark(r.batch_measured, c.batch != d.batch));
@@ -116,6 +122,7 @@ nlohmann::json to_json(const TuneResult& r) {
              {"cpu_flags", r.machine.cpu_flags},
              {"caches", caches}}},
            {"model", {{"description", r.model_description}, {"n_params", r.n_params}, {"weight_bytes", r.weight_bytes},
+                      {"n_active_params", r.n_active_params}, {"active_weight_bytes", r.active_weight_bytes},
                       {"n_ctx_train", r.n_ctx_train}}},
            {"plan", r.plan},
            {"trials", trials},

@@ -301,6 +301,61 @@ TEST(ModelTest, SequencesInOneBatchAreIndependent) {
   EXPECT_EQ((*ctx)->kv().seq_length(2), 0);
 }
 
+// The runtime charges a model estimate_memory()'s KV cache and scratch before
+// it loads the model: they must cover what Context::create allocates (the KV
+// cache exactly) for dense models and mixtures, one or several sequences,
+// one token or a large batch - and stay an estimate, not a blanket.
+TEST(ModelTest, MemoryEstimateCoversTheContext) {
+  // A mixture with qwen3-coder-30b-a3b's proportions per token (head dim 128,
+  // q wider than n_embd, 8 routed experts): its scratch is dominated by the
+  // grouped expert rows, which a dense model does not have.
+  testing::SynthSpec moe;
+  moe.arch = "qwen3moe";
+  moe.n_embd = 256;
+  moe.n_layer = 1;
+  moe.n_head = 8;
+  moe.n_head_kv = 2;
+  moe.head_dim = 128;
+  moe.n_ff = 512;
+  moe.n_expert = 16;
+  moe.n_expert_used = 8;
+  moe.n_ff_exp = 256;
+  moe.n_vocab = 300;
+  moe.wtype = TensorType::kQ8_0;
+  const std::string moe_path = testing::temp_dir() + "/moe_memory.gguf";
+  testing::write_synthetic_model(moe_path, moe);
+  for (const std::string& path : {moe_path, fixture_model("tiny-llama-Q4_K_M"), fixture_model("micro-qwen2-Q8_0"),
+                                  fixture_model("next/tiny-qwen3-Q4_K_M"), fixture_model("next/tiny-qwen3moe-Q4_K_M")}) {
+    SCOPED_TRACE(path);
+    auto file = GgufFile::open(path);
+    ASSERT_TRUE(file.has_value()) << file.error().message;
+    auto s = summarize(*file);
+    ASSERT_TRUE(s.has_value()) << s.error().message;
+    auto model = Model::load(path);
+    ASSERT_TRUE(model.has_value()) << model.error().message;
+    for (int n_seq : {1, 3})
+      for (int64_t n_batch : {1, 64, 1024}) {
+        ContextParams cp;
+        cp.n_ctx = 1024;
+        cp.n_seq = n_seq;
+        cp.n_batch = n_batch;
+        cp.n_threads = 2;
+        auto ctx = Context::create(**model, cp);
+        ASSERT_TRUE(ctx.has_value()) << ctx.error().message;
+        const MemoryEstimate est = estimate_memory(*s, 1024, TensorType::kF16, n_seq, n_batch);
+        const uint64_t kv = (*ctx)->kv().bytes();
+        const uint64_t scratch = (*ctx)->memory_bytes() - kv;
+        std::printf("%-28s seq %d batch %4lld: scratch %9llu estimated %9llu\n", fs::path(path).filename().c_str(), n_seq,
+                    static_cast<long long>(n_batch), static_cast<unsigned long long>(scratch),
+                    static_cast<unsigned long long>(est.scratch));
+        EXPECT_EQ(kv, est.kv_cache) << "seq " << n_seq << " batch " << n_batch;
+        EXPECT_LE(scratch, est.scratch) << "seq " << n_seq << " batch " << n_batch;
+        // Beyond its fixed 16 MiB, the estimate stays within 1.5x of the buffers.
+        EXPECT_LE(est.scratch - (16u << 20), scratch + scratch / 2) << "seq " << n_seq << " batch " << n_batch;
+      }
+  }
+}
+
 // The repacked layout (load-time row interleaving) and the plain one (rows
 // packed on the fly) compute the same thing; without repacking nothing is
 // allocated for the weights.

@@ -303,6 +303,11 @@ TEST(TuneSweep, CgroupQuotaBoundsThreadsAndTheConfigValues) {
   const std::string report = format_report(*r, o);
   EXPECT_NE(report.find(" ± "), std::string::npos);
   EXPECT_NE(report.find("first token"), std::string::npos);
+  // Generation's bandwidth share comes from the bytes a token reads.
+  EXPECT_GT(r->active_weight_bytes, 0u);
+  EXPECT_LE(r->active_weight_bytes, r->weight_bytes);
+  EXPECT_NE(report.find("read per token"), std::string::npos) << report;
+  EXPECT_NE(report.find("GB/s"), std::string::npos) << report;
 }
 
 TEST(TuneSweep, TheTimeBudgetHolds) {
