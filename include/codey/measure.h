@@ -29,6 +29,11 @@ double steady_seconds();  // the default: std::chrono::steady_clock
 // A clock that advances by `tick_s` at every reading (thread-safe): a run's
 // time is the readings it made, the same on an idle and on a loaded machine.
 ClockFn virtual_clock(double tick_s = 1e-3);
+// CPU seconds used so far by this process (all threads) / by the calling
+// thread. On a shared machine wall time also counts the time other processes
+// had the cores; CPU time is what a run was actually given.
+double process_cpu_seconds();
+double thread_cpu_seconds();
 // Checked between two decodes: true ends the run (kCancelled). Empty = never.
 using StopFn = std::function<bool()>;
 
@@ -82,7 +87,9 @@ std::vector<CacheInfo> read_caches(const std::string& sysfs_cpu_root);
 struct Limits {
   double read_gbps = 0;  // read bandwidth of n threads streaming 1 GiB, best of 5 passes
   double int8_gops = 0;  // int8 multiply-accumulates of n threads with the kernel table's widest
-                         // instruction (KernelTable::int8_peak; ref: the best table's), best of 3
+                         // instruction (KernelTable::int8_peak; ref: the best table's), best of 3,
+                         // timed by each thread's CPU time: a pure compute loop, so this is the
+                         // cores' rate also while other processes share them
 };
 double read_bandwidth_gbps(int n_threads);
 double int8_peak_gops(int n_threads);
@@ -172,7 +179,10 @@ struct BenchRecord {
   int64_t n_prompt = 0, n_gen = 0, n_depth = 0, n_batch = 0;
   TensorType kv_type = TensorType::kF16;
   std::string isa;
-  std::vector<double> samples_s;  // seconds per repetition
+  std::vector<double> samples_s;      // seconds per repetition
+  std::vector<double> samples_cpu_s;  // process CPU seconds per repetition (all threads): on a shared
+                                      // machine n_threads * tokens / this is the rate the run reached
+                                      // while it ran
   double load_s = 0;
   uint64_t peak_rss = 0;
   double ops_per_rep = 0;    // pp: prompt_ops

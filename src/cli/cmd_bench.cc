@@ -4,7 +4,7 @@
 // prompt-processing (pp) and generation (tg) throughput, mean +- stddev over
 // repetitions, time to first token, load time, peak memory, and how close the
 // run is to the machine: GB/s against the read bandwidth measured here (tg is
-// bandwidth bound) and GOP/s against the measured int8 dot-product peak (pp is
+// bandwidth bound) and GOP/s against the measured int8 peak of the kernel table in use (pp is
 // compute bound). List arguments sweep (`-t 1,2 -p 128,512`). Without --model
 // it benchmarks a synthesized model (cached under $XDG_CACHE_HOME/codey).
 // --draft / --lookup repeat each tg test with speculative decoding.
@@ -141,7 +141,7 @@ void print_markdown(const std::vector<BenchRecord>& recs) {
     }
   }
   if (!recs.empty())
-    std::printf("\nlimits: pp against the measured int8 dot-product peak (GOP/s), tg against the measured read bandwidth "
+    std::printf("\nlimits: pp against the measured int8 peak of the kernel table in use (GOP/s), tg against the measured read bandwidth "
                 "(GB/s; bytes = weights + KV rows read per token)\n");
 }
 
@@ -185,6 +185,11 @@ nlohmann::json to_json(const std::vector<BenchRecord>& recs) {
     j["stddev_ts"] = st.stddev;
     j["samples_ns"] = ns;
     j["samples_ts"] = ts;
+    // CPU seconds of all threads per repetition: on a shared machine,
+    // n_threads * tokens / this is the rate the run reached while it ran.
+    std::vector<double> cpu_ns;
+    for (double c : r.samples_cpu_s) cpu_ns.push_back(c * 1e9);
+    j["samples_cpu_ns"] = cpu_ns;
     // codey's additions
     j["isa"] = r.isa;
     j["load_ms"] = r.load_s * 1e3;

@@ -159,8 +159,12 @@ Result<std::vector<BenchRecord>> run_bench(const BenchSpec& spec) {
           r.ops_per_rep = prompt_ops(m, d, p);
           const auto toks = random_tokens(p, m.hparams().n_vocab, 11);
           for (int rep = -1; rep < spec.reps; ++rep) {  // rep -1: warm-up
+            const double c0 = process_cpu_seconds();
             CODEY_TRY_ASSIGN(const double s, time_prompt(c, d, toks, spec.batch));
-            if (rep >= 0) r.samples_s.push_back(s);
+            if (rep >= 0) {
+              r.samples_s.push_back(s);
+              r.samples_cpu_s.push_back(process_cpu_seconds() - c0);
+            }
           }
           recs.push_back(std::move(r));
         }
@@ -170,8 +174,12 @@ Result<std::vector<BenchRecord>> run_bench(const BenchSpec& spec) {
           r.bytes_per_rep = generation_bytes(m, spec.kv_type, d, g);
           for (int rep = -1; rep < spec.reps; ++rep) {
             const int64_t n = rep < 0 ? std::min<int64_t>(g, 8) : g;
+            const double c0 = process_cpu_seconds();
             CODEY_TRY_ASSIGN(const double s, time_generation(c, d, static_cast<int32_t>(rep + 2), n));
-            if (rep >= 0) r.samples_s.push_back(s);
+            if (rep >= 0) {
+              r.samples_s.push_back(s);
+              r.samples_cpu_s.push_back(process_cpu_seconds() - c0);
+            }
           }
           recs.push_back(std::move(r));
           if (!drafter) continue;

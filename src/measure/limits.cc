@@ -18,9 +18,11 @@ namespace codey::measure {
 namespace {
 
 // Runs fn(i) on n threads started together; returns the wall time of the
-// slowest (the aggregate rate is total work / that time).
+// slowest (the aggregate rate is total work / that time), or with thread_cpu
+// the largest CPU time a thread took (the rate the cores reach when they run
+// it, also while other processes share them).
 template <class Fn>
-double run_threads(int n, Fn&& fn) {
+double run_threads(int n, Fn&& fn, bool thread_cpu = false) {
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
   std::vector<std::thread> ts;
@@ -30,8 +32,9 @@ double run_threads(int n, Fn&& fn) {
       ready.fetch_add(1);
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
       const auto t0 = Clock::now();
+      const double c0 = thread_cpu_seconds();
       fn(i);
-      secs[static_cast<size_t>(i)] = seconds_since(t0);
+      secs[static_cast<size_t>(i)] = thread_cpu ? thread_cpu_seconds() - c0 : seconds_since(t0);
     });
   while (ready.load() < n) std::this_thread::yield();
   go.store(true, std::memory_order_release);
@@ -88,12 +91,15 @@ double int8_peak_gops(int n_threads) {
   double best = 0.0;
   for (int pass = 0; pass < 3; ++pass) {
     std::atomic<double> ops{0.0};
-    const double s = run_threads(n_threads, [&](int) {
-      const double o = kt->int8_peak(kIters);
-      double cur = ops.load();
-      while (!ops.compare_exchange_weak(cur, cur + o)) {
-      }
-    });
+    const double s = run_threads(
+        n_threads,
+        [&](int) {
+          const double o = kt->int8_peak(kIters);
+          double cur = ops.load();
+          while (!ops.compare_exchange_weak(cur, cur + o)) {
+          }
+        },
+        /*thread_cpu=*/true);
     best = std::max(best, ops.load() / s / 1e9);
   }
   return best;

@@ -1,5 +1,7 @@
 // Timed runs of a model (prompt processing and generation at a context
 // depth), what they cost in ops and bytes, and the statistics of repetitions.
+#include <time.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -17,6 +19,17 @@ double steady_seconds() {
   static const Clock::time_point epoch = Clock::now();
   return seconds_since(epoch);
 }
+
+namespace {
+double cpu_clock_seconds(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+}  // namespace
+
+double process_cpu_seconds() { return cpu_clock_seconds(CLOCK_PROCESS_CPUTIME_ID); }
+double thread_cpu_seconds() { return cpu_clock_seconds(CLOCK_THREAD_CPUTIME_ID); }
 
 ClockFn virtual_clock(double tick_s) {
   auto ticks = std::make_shared<std::atomic<int64_t>>(0);

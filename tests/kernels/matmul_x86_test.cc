@@ -280,5 +280,22 @@ TEST(MatmulX86, RepackMadeForAnotherShapeIsIgnored) {
   }
 }
 
+// The int8 peak loop (KernelTable::int8_peak, what `codey bench` sets prompt
+// processing against) counts the products it runs: 2 ops per byte product.
+TEST(Int8Peak, CountsTheProductsItRuns) {
+  for (auto isa : available_isas()) {
+    const KernelTable* kt = kernel_table(isa);
+    ASSERT_NE(kt, nullptr);
+    if (isa == "ref") {
+      EXPECT_EQ(kt->int8_peak, nullptr);
+      continue;
+    }
+    ASSERT_NE(kt->int8_peak, nullptr) << isa;
+    // avx2: 8 vpmaddubsw ymm (32 products) per iteration; avx512: 12 vpdpbusd zmm (64).
+    const double per_iter = isa == "avx2" ? 8 * 32 * 2 : 12 * 64 * 2;
+    EXPECT_EQ(kt->int8_peak(1000), 1000 * per_iter) << isa;
+  }
+}
+
 }  // namespace
 }  // namespace codey::kernels

@@ -140,6 +140,8 @@ TEST(Bench, RecordsEveryTestWithItsWork) {
     const BenchRecord& r = (*recs)[i];
     EXPECT_EQ(r.test_name(), names[i]);
     EXPECT_EQ(r.samples_s.size(), 2u);
+    ASSERT_EQ(r.samples_cpu_s.size(), 2u);  // CPU time beside the wall time of every repetition
+    for (double c : r.samples_cpu_s) EXPECT_GT(c, 0.0);
     EXPECT_EQ(r.n_threads, 1);
     EXPECT_EQ(r.isa, kernels::kernels().name);
     EXPECT_EQ(r.model_type, model_type(*m));
@@ -269,6 +271,19 @@ TEST(Bench, SpeculativeRecordsBesideThePlainOnes) {
   spec.lookup = 0;
   spec.draft = testing::temp_dir() + "/missing.gguf";
   EXPECT_FALSE(run_bench(spec).has_value());
+}
+
+// The CPU clocks count work the process and the calling thread did.
+TEST(Clocks, CpuSecondsCountTheWorkDone) {
+  const double p0 = process_cpu_seconds(), t0 = thread_cpu_seconds();
+  volatile uint64_t x = 1;
+  double t1 = t0;
+  for (int i = 0; t1 <= t0 && i < 1000; ++i) {  // until the clock has ticked
+    for (int j = 0; j < 1'000'000; ++j) x = x * 6364136223846793005ull + 1;
+    t1 = thread_cpu_seconds();
+  }
+  EXPECT_GT(t1, t0);
+  EXPECT_GE(process_cpu_seconds() - p0, t1 - t0);
 }
 
 TEST(Limits, AreMeasuredWhereTheKernelsHaveSimd) {
