@@ -182,7 +182,8 @@ struct BenchRecord {
   std::vector<double> samples_s;      // seconds per repetition
   std::vector<double> samples_cpu_s;  // process CPU seconds per repetition (all threads): on a shared
                                       // machine n_threads * tokens / this is the rate the run reached
-                                      // while it ran
+                                      // while it ran. Empty for speculative records (their timed part
+                                      // leaves out the drafter's untimed catch-up)
   double load_s = 0;
   uint64_t peak_rss = 0;
   double ops_per_rep = 0;    // pp: prompt_ops
