@@ -180,6 +180,7 @@ void log_error(fmt::format_string<Args...> f, Args&&... args) {
 
 // Monotonic time.
 using Clock = std::chrono::steady_clock;
+using Millis = std::chrono::milliseconds;
 inline double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -217,6 +218,10 @@ uint64_t current_rss_bytes();
 
 // "1.50 GiB", "12.0 MiB".
 std::string format_bytes(uint64_t bytes);
+// "~/x" for a path under $HOME, else the path.
+std::string tilde_path(const std::string& path);
+// Parameter counts: "1.5B", "494M", "12K", "7".
+std::string format_count(uint64_t n);
 // Parse "8GiB", "512MB", "1024", "1.5G". Errors name the text.
 Result<uint64_t> parse_bytes(std::string_view text);
 

@@ -25,8 +25,6 @@
 
 namespace codey {
 
-using Millis = std::chrono::milliseconds;
-
 // "5m", "30s", "1h30m", "250ms", "-1" (seconds), "0", 300 (seconds). Negative
 // means "forever" where the caller allows it (keep_alive). Errors name the text.
 Result<Millis> parse_duration(std::string_view text);
@@ -55,7 +53,9 @@ struct SamplingOptions {
 // One configured model. Field names follow the config keys.
 struct ModelConfig {
   std::string name;
-  std::string path;                 // absolute (relative paths resolve against the config file's directory)
+  std::string path;                 // absolute (relative paths resolve against the config file's directory);
+                                    // with `ref`: the file it resolved to when the config was read, else the ref
+  std::string ref;                  // a model reference (hf.co/OWNER/REPO:QUANT, ollama:NAME:TAG) when path: named one
   int64_t ctx = 0;                  // positions per slot; 0 with ctx_auto
   bool ctx_auto = true;             // start small, grow as sequences need it (up to ctx_max / training context / budget)
   int64_t ctx_max = 0;              // ctx auto: upper bound (0 = the model's training context)
@@ -147,6 +147,10 @@ Status link_drafts(RuntimeConfig& config);
 // The config file to use when none is named: $CODEY_CONFIG, else ./codey.yaml,
 // else ~/.config/codey/codey.yaml (the first that exists; "codey.yaml" if none).
 std::string default_config_path();
+// The GGUF file of a configured model: `path`, or what `ref` resolves to
+// now (so a model pulled after the config was read is found). Not pulled:
+// kNotFound saying what to run. Every opener of a model's file goes through here.
+Result<std::string> model_file(const ModelConfig& model);
 // "auto": memory this process may use (cgroup limit or MemAvailable) minus a
 // margin for the OS and the rest of the process.
 uint64_t auto_memory_budget();

@@ -64,7 +64,9 @@ Result<std::shared_ptr<const ModelText>> Assistant::model_text(std::string_view 
   if (auto it = text_cache_.find(std::string(model)); it != text_cache_.end()) return it->second;
   const ModelConfig* m = config().find_model(model);
   if (!m) return make_error(ErrorCode::kNotFound, "no model named '{}'", model);
-  auto mt = load_model_text(m->path);
+  auto path = model_file(*m);
+  if (!path) return std::unexpected(path.error());
+  auto mt = load_model_text(*path);
   if (!mt) return std::unexpected(mt.error());
   auto p = std::make_shared<const ModelText>(std::move(*mt));
   text_cache_.emplace(std::string(model), p);

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "codey/assistant.h"
+#include "codey/store.h"
 
 namespace codey {
 
@@ -209,14 +210,17 @@ Result<RuntimeConfig> assistant_config(const AssistantSetup& setup) {
     cfg.memory_budget_auto = true;
     cfg.threads = usable_cores();
   }
+  // A file or a model reference (hf.co/OWNER/REPO:QUANT, ollama:NAME:TAG),
+  // resolved through the model store.
   auto add_file_model = [&](const std::string& file, const std::string& fallback_name) -> Result<std::string> {
-    if (!fs::exists(file, ec))
-      return make_error(ErrorCode::kNotFound, "model file '{}' does not exist", file);
-    std::string name = fs::path(file).stem().string();
+    auto local = resolve_model(file);
+    if (!local) return std::unexpected(std::move(local.error()));
+    std::string name = fs::path(local->path).stem().string();
+    if (local->source != ModelSource::kFile) name = local->ref;
     for (auto& c : name)
       if (std::isspace(static_cast<unsigned char>(c)) || c == '"' || c == '\\') c = '-';
     if (name.empty()) name = fallback_name;
-    const std::string abs = fs::absolute(file, ec).lexically_normal().string();
+    const std::string abs = local->path;
     for (const auto& m : cfg.models)
       if (m.path == abs) return m.name;  // already configured
     while (cfg.find_model(name)) name += "-cli";

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -175,6 +176,26 @@ std::string format_bytes(uint64_t bytes) {
   if (b >= 1024.0 * 1024) return fmt::format("{:.1f} MiB", b / (1024.0 * 1024));
   if (b >= 1024.0) return fmt::format("{:.1f} KiB", b / 1024.0);
   return fmt::format("{} B", bytes);
+}
+
+std::string tilde_path(const std::string& path) {
+  const char* home = std::getenv("HOME");
+  if (!home || !*home || std::string_view(home) == "/") return path;
+  const std::string_view h(home);
+  if (path.size() > h.size() && path.compare(0, h.size(), h) == 0 && path[h.size()] == '/') {
+    std::string out("~");
+    out.append(path, h.size(), std::string::npos);
+    return out;
+  }
+  return path;
+}
+
+std::string format_count(uint64_t n) {
+  const double x = static_cast<double>(n);
+  if (x >= 1e9) return fmt::format("{:.1f}B", x / 1e9);
+  if (x >= 1e6) return fmt::format("{:.0f}M", x / 1e6);
+  if (x >= 1e3) return fmt::format("{:.0f}K", x / 1e3);
+  return fmt::format("{}", n);
 }
 
 Result<uint64_t> parse_bytes(std::string_view text) {

@@ -21,6 +21,7 @@
 #include "cli/command.h"
 #include "codey/convert.h"
 #include "codey/measure.h"
+#include "codey/store.h"
 
 namespace codey::cli {
 namespace {
@@ -262,8 +263,12 @@ int run_bench(const BenchOptions& o) {
   } else {
     std::stringstream ss(o.models);
     std::string item;
-    while (std::getline(ss, item, ','))
-      if (!item.empty()) spec.models.push_back(item);
+    while (std::getline(ss, item, ',')) {
+      if (item.empty()) continue;
+      auto file = resolve_model_path(item);  // a path or a reference (hf.co/..., ollama:...)
+      if (!file) return fail(file.error().message);
+      spec.models.push_back(*file);
+    }
   }
   auto recs = measure::run_bench(spec);
   if (!recs) return fail(recs.error().message);

@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "codey/assistant.h"
+#include "codey/store.h"
 
 namespace codey::cli {
 namespace {
@@ -26,7 +27,10 @@ int run(const ChatCli& c) {
   std::string model_name;
   if (!c.model.empty()) {
     std::error_code ec;
-    if (std::filesystem::exists(c.model, ec) || c.config.empty()) setup.model_file = c.model;
+    // A file or a model reference serves every route; else a configured model's name.
+    auto ref = parse_model_ref(c.model);
+    if (std::filesystem::exists(c.model, ec) || c.config.empty() || (ref && ref->kind != RefKind::kPath))
+      setup.model_file = c.model;
     else model_name = c.model;
   }
   auto cfg = assistant_config(setup);
@@ -98,7 +102,8 @@ CommandRunner setup(CLI::App& root) {
   auto c = std::make_shared<ChatCli>();
   auto* cmd = root.add_subcommand("chat", "Interactive coding chat: routed, streamed, with /commands");
   cmd->add_option("--config", c->config, "codey.yaml with models and routes (default: ./codey.yaml if present)");
-  cmd->add_option("--model", c->model, "A GGUF file that serves every route (quick mode), or a configured model's name");
+  cmd->add_option("--model", c->model, "A GGUF file or model reference (hf.co/OWNER/REPO:QUANT, ollama:NAME:TAG) that serves every route "
+                  "(quick mode), or a configured model's name");
   cmd->add_option("--router", c->router, "A GGUF file that routes each message; else keywords");
   cmd->add_option("--route", c->route, "Start with this route fixed (else auto)");
   cmd->add_option("--workspace", c->workspace, "Directory /write saves into (default: the current one)");

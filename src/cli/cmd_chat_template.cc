@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "codey/chat.h"
 #include "codey/gguf.h"
+#include "codey/store.h"
 
 namespace codey::cli {
 namespace {
@@ -84,7 +85,9 @@ int run_chat_template(const ChatTemplateOptions& o) {
   std::optional<std::string> source;
   std::string model_name = o.template_file;
   if (!o.model.empty()) {
-    auto file = GgufFile::open(o.model);
+    auto path = resolve_model_path(o.model);
+    if (!path) return fail(path.error().message);
+    auto file = GgufFile::open(*path);
     if (!file) return fail(file.error().message);
     model_name = o.model;
     if (o.bos_token.empty()) in.bos_token = special_token(*file, "tokenizer.ggml.bos_token_id");

@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "codey/model.h"
+#include "codey/store.h"
 
 namespace codey::cli {
 namespace {
@@ -43,7 +44,9 @@ int run_eval(const EvalOptions& o) {
   auto kv_type = type_from_name(o.kv_type);
   if (!kv_type) return fail(fmt::format("--kv-type: unknown type '{}'", o.kv_type));
   if (o.batch <= 0) return fail("--batch must be positive");
-  auto model = Model::load(o.model);
+  auto path = resolve_model_path(o.model);
+  if (!path) return fail(path.error().message);
+  auto model = Model::load(*path);
   if (!model) return fail(model.error().message);
   const auto n = static_cast<int64_t>(ids->size());
   ContextParams cp;
@@ -77,7 +80,8 @@ int run_eval(const EvalOptions& o) {
 CommandRunner setup(CLI::App& root) {
   auto o = std::make_shared<EvalOptions>();
   auto* cmd = root.add_subcommand("eval", "Evaluate token ids and write the logits of every position (raw f32)");
-  cmd->add_option("--model,-m", o->model, "GGUF model file")->required();
+  cmd->add_option("--model,-m", o->model, "GGUF model file or reference (hf.co/OWNER/REPO:QUANT, ollama:NAME:TAG)")
+      ->required();
   cmd->add_option("--tokens", o->tokens, "File of whitespace-separated token ids")->required();
   cmd->add_option("--logits", o->logits, "Output: little-endian f32 [n_tokens][n_vocab]")->required();
   cmd->add_option("--threads,-t", o->threads, "Threads (default: usable cores)");

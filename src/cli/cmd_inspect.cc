@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "codey/gguf.h"
 #include "codey/model.h"
+#include "codey/store.h"
 
 namespace codey::cli {
 namespace {
@@ -45,7 +46,9 @@ nlohmann::json value_json(const GgufValue& v) {
 }
 
 int run_inspect(const InspectOptions& o) {
-  auto file = GgufFile::open(o.path);
+  auto path = resolve_model_path(o.path);
+  if (!path) return fail(path.error().message);
+  auto file = GgufFile::open(*path);
   if (!file) return fail(file.error().message);
   auto s = summarize(*file);
   if (!s) return fail(s.error().message);

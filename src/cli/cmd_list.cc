@@ -16,13 +16,6 @@ struct ListOptions {
   bool json = false;
 };
 
-std::string format_count(uint64_t n) {
-  if (n >= 1000000000ull) return fmt::format("{:.1f}B", double(n) / 1e9);
-  if (n >= 1000000ull) return fmt::format("{:.0f}M", double(n) / 1e6);
-  if (n >= 1000ull) return fmt::format("{:.0f}K", double(n) / 1e3);
-  return fmt::format("{}", n);
-}
-
 int run_list(const ListOptions& o) {
   const std::string path = o.config.empty() ? default_config_path() : o.config;
   auto cfg = load_config(path);

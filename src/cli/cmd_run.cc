@@ -13,6 +13,7 @@
 #include "codey/sampling.h"
 #include "codey/spec.h"
 #include "codey/tokenizer.h"
+#include "codey/store.h"
 
 namespace codey::cli {
 namespace {
@@ -64,8 +65,10 @@ int run(const RunOptions& o) {
   auto kv_type = type_from_name(o.kv_type);
   if (!kv_type) return fail(fmt::format("--kv-type: unknown type '{}' (f16, q8_0, bf16, f32)", o.kv_type));
 
+  auto path = resolve_model_path(o.model);
+  if (!path) return fail(path.error().message);
   const auto t_load = Clock::now();
-  auto model = Model::load(o.model);
+  auto model = Model::load(*path);
   if (!model) return fail(model.error().message);
   auto tok = Tokenizer::from_gguf((*model)->gguf());
   if (!tok) return fail(fmt::format("{}: {}", o.model, tok.error().message));
@@ -84,7 +87,9 @@ int run(const RunOptions& o) {
   std::unique_ptr<Drafter> drafter;
   int max_draft = 0;
   if (!o.draft.empty()) {
-    auto dm = Model::load(o.draft);
+    auto draft_path = resolve_model_path(o.draft);
+    if (!draft_path) return fail(fmt::format("--draft: {}", draft_path.error().message));
+    auto dm = Model::load(*draft_path);
     if (!dm) return fail(fmt::format("--draft: {}", dm.error().message));
     auto dtok = Tokenizer::from_gguf((*dm)->gguf());
     if (!dtok) return fail(fmt::format("--draft {}: {}", o.draft, dtok.error().message));
@@ -228,7 +233,8 @@ int run(const RunOptions& o) {
 CommandRunner setup(CLI::App& root) {
   auto o = std::make_shared<RunOptions>();
   auto* cmd = root.add_subcommand("run", "Generate text from a prompt, streamed to stdout");
-  cmd->add_option("--model,-m", o->model, "GGUF model file")->required();
+  cmd->add_option("--model,-m", o->model, "GGUF model file or reference (hf.co/OWNER/REPO:QUANT, ollama:NAME:TAG)")
+      ->required();
   cmd->add_option("--prompt,-p", o->prompt, "Prompt text");
   cmd->add_option("--file,-f", o->file, "Read the prompt from a file");
   cmd->add_flag("--chat", o->chat, "Wrap the prompt in the model's chat template (a user message)");

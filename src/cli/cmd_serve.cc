@@ -13,6 +13,7 @@
 #include "cli/command.h"
 #include "codey/runtime.h"
 #include "codey/server.h"
+#include "codey/store.h"
 
 namespace codey::cli {
 namespace {
@@ -52,15 +53,15 @@ Result<RuntimeConfig> build_config(const ServeCli& c) {
     cfg.memory_budget = auto_memory_budget();
     cfg.threads = usable_cores();
   }
-  // Quick mode: each file under its stem, with the built-in model defaults.
+  // Quick mode: each file under its stem, each model reference under its
+  // canonical text (what Ollama clients call it), with the built-in defaults.
   for (const auto& file : c.models) {
-    std::error_code ec;
-    const fs::path p = fs::absolute(file, ec);
-    if (ec || !fs::is_regular_file(p))
-      return make_error(ErrorCode::kNotFound, "--model {}: no such file", file);
+    auto local = resolve_model(file);
+    if (!local) return std::unexpected(std::move(local.error()).with_context(fmt::format("--model {}", file)));
     ModelConfig m;
-    m.name = p.stem().string();
-    m.path = p.string();
+    m.name = local->serve_name();
+    m.path = local->path;
+    if (local->source != ModelSource::kFile) m.ref = local->ref;
     if (c.parallel > 0) m.parallel = c.parallel;
     if (c.ctx > 0) {
       m.ctx = c.ctx;
@@ -177,7 +178,9 @@ CommandRunner setup(CLI::App& root) {
   cmd->add_option("-c,--config", c->config, "codey.yaml with models, memory budget and server settings");
   cmd->add_option("--host", c->host, "Address to bind (default 127.0.0.1, or server.host)");
   cmd->add_option("-p,--port", c->port, "Port (default 11435, or server.port; 0 = any free port)");
-  cmd->add_option("-m,--model", c->models, "Serve this GGUF file too, named by its file stem (repeatable)");
+  cmd->add_option("-m,--model", c->models,
+                  "Serve this GGUF file (named by its stem) or model reference (hf.co/OWNER/REPO:QUANT, "
+                  "ollama:NAME:TAG; named by it) too (repeatable)");
   cmd->add_option("--api-key", c->api_key, "Require 'Authorization: Bearer KEY' (or env:NAME)");
   cmd->add_option("--memory-budget", c->budget, "Memory budget for models, e.g. 8GiB or auto");
   cmd->add_option("--parallel", c->parallel, "--model files: sequences decoded together (default 1)");

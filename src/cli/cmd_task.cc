@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "codey/assistant.h"
+#include "codey/store.h"
 
 namespace codey::cli {
 namespace {
@@ -31,7 +32,10 @@ int run(const TaskCli& c) {
   std::string model_name;  // --model naming a configured model rather than a file
   if (!c.model.empty()) {
     std::error_code ec;
-    if (std::filesystem::exists(c.model, ec) || c.config.empty()) setup.model_file = c.model;
+    // A file or a model reference serves every route; else a configured model's name.
+    auto ref = parse_model_ref(c.model);
+    if (std::filesystem::exists(c.model, ec) || c.config.empty() || (ref && ref->kind != RefKind::kPath))
+      setup.model_file = c.model;
     else model_name = c.model;
   }
   auto cfg = assistant_config(setup);
@@ -107,7 +111,8 @@ CommandRunner setup(CLI::App& root) {
   cmd->add_option("task", c->task, "The task, e.g. \"Create functions for add and divide in calculator.py\"")->required();
   cmd->add_option("--config", c->config, "codey.yaml with models and routes (default: ./codey.yaml if present)");
   cmd->add_option("--model", c->model,
-                  "A GGUF file that serves every route (quick mode), or a configured model's name");
+                  "A GGUF file or model reference (hf.co/OWNER/REPO:QUANT, ollama:NAME:TAG) that serves every route "
+                  "(quick mode), or a configured model's name");
   cmd->add_option("--router", c->router, "A GGUF file that routes (e.g. functiongemma-270m-it); else keywords");
   cmd->add_option("--route", c->route, "Skip routing: use this route");
   cmd->add_option("--workspace", c->workspace, "Directory files are written into (default: the current one)");

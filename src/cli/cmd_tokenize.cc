@@ -7,6 +7,7 @@
 #include "cli/command.h"
 #include "codey/gguf.h"
 #include "codey/tokenizer.h"
+#include "codey/store.h"
 
 namespace codey::cli {
 namespace {
@@ -64,7 +65,9 @@ int run_tokenize(const TokenizeOptions& o) {
     ss << in.rdbuf();
     text = ss.str();
   }
-  auto file = GgufFile::open(o.model);
+  auto path = resolve_model_path(o.model);
+  if (!path) return fail(path.error().message);
+  auto file = GgufFile::open(*path);
   if (!file) return fail(file.error().message);
   auto tok = Tokenizer::from_gguf(*file);
   if (!tok) return fail(tok.error().message);

@@ -22,6 +22,7 @@
 #include "codey/measure.h"
 #include "codey/runtime.h"
 #include "codey/tune.h"
+#include "codey/store.h"
 
 namespace codey::cli {
 namespace {
@@ -147,7 +148,9 @@ std::string format_quant_fit(const tune::QuantFitReport& q, const std::string& c
 
 int run_tune_cli(const TuneCliOptions& c) {
   tune::TuneOptions o;
-  o.model_path = c.model;
+  auto path = resolve_model_path(c.model);
+  if (!path) return fail(path.error().message);
+  o.model_path = *path;
   auto budget = parse_duration(c.budget);
   if (!budget || budget->count() <= 0)
     return fail(fmt::format("--budget: expected a duration like 2m or 90s, got '{}'", c.budget));
@@ -339,7 +342,8 @@ int run_tune_cli(const TuneCliOptions& c) {
 CommandRunner setup(CLI::App& root) {
   auto o = std::make_shared<TuneCliOptions>();
   auto* cmd = root.add_subcommand("tune", "Measure threads, batch and KV type on this machine and write them to the config");
-  cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
+  cmd->add_option("-m,--model", o->model, "GGUF model file or reference (hf.co/OWNER/REPO:QUANT, ollama:NAME:TAG)")
+      ->required();
   cmd->add_option("-c,--config", o->config, "Config to write (default: $CODEY_CONFIG, ./codey.yaml, ~/.config/codey/codey.yaml if present)");
   cmd->add_option("--name", o->name, "The model's name in the config (default: the entry with this path, else the file name)");
   cmd->add_option("--budget", o->budget, "Wall time for the whole run, load included (e.g. 90s, 2m)")->capture_default_str();

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "codey/runtime.h"
+#include "codey/store.h"
 
 namespace codey {
 
@@ -240,6 +241,26 @@ struct Parser {
     return fp.lexically_normal().string();
   }
 
+  // A model's `path:`: a file (relative to the config's folder), or a model
+  // reference (hf.co/OWNER/REPO:QUANT, OWNER/REPO/FILE.gguf, ollama:NAME:TAG)
+  // resolved through the model store now if it is on disk, else when used.
+  Status set_model_path(const YAML::Node& v, std::string_view where, const std::string& text, ModelConfig& m) const {
+    namespace fs = std::filesystem;
+    m.ref.clear();
+    const std::string as_path = resolve_path(text);
+    std::error_code ec;
+    auto ref = parse_model_ref(text);
+    if (!ref) return err(v, where, "{}", ref.error().message);
+    if (ref->kind == RefKind::kPath || fs::is_regular_file(as_path, ec)) {
+      m.path = as_path;
+      return {};
+    }
+    m.ref = ref->str();
+    auto file = resolve_model_path(m.ref);
+    m.path = file ? *file : m.ref;
+    return {};
+  }
+
   // Iterates a map, checking every key against `known`; fn(key, value).
   template <class Fn>
   Status each_key(const YAML::Node& map, std::string_view where, std::span<const std::string_view> known,
@@ -301,7 +322,7 @@ struct Parser {
     if (k == "path") {
       auto s = str(v, path);
       if (!s) return std::unexpected(s.error());
-      m.path = resolve_path(*s);
+      CODEY_TRY(set_model_path(v, path, *s, m));
     } else if (k == "ctx") {
       if (v.IsScalar() && v.Scalar() == "auto") {
         m.ctx_auto = true;
@@ -490,10 +511,11 @@ Result<RuntimeConfig> parse_config(std::string_view text, std::string_view name,
           ModelConfig m = defaults;
           m.name = mname;
           m.path.clear();
+          m.ref.clear();
           m.line = P.line_of(kv.first);
           const std::string where = fmt::format("models.{}", mname);
           if (kv.second.IsScalar() && !kv.second.Scalar().empty()) {
-            m.path = P.resolve_path(kv.second.Scalar());  // `name: path/to/model.gguf`
+            CODEY_TRY(P.set_model_path(kv.second, where, kv.second.Scalar(), m));  // `name: path/to/model.gguf`
           } else {
             CODEY_TRY(P.each_key(kv.second, where, keys,
                                  [&](std::string_view mk, const YAML::Node& mv, const std::string& mpath) -> Status {
@@ -663,6 +685,11 @@ Result<RuntimeConfig> load_config(const std::string& path) {
   auto abs = std::filesystem::absolute(base, ec);
   if (!ec) base = abs.lexically_normal().string();
   return parse_config(ss.str(), path, base);
+}
+
+Result<std::string> model_file(const ModelConfig& model) {
+  if (model.ref.empty()) return model.path;
+  return resolve_model_path(model.ref);
 }
 
 }  // namespace codey

@@ -231,11 +231,32 @@ Status check_vocab(const GgufFile& target, const GgufFile& draft) {
   return check_draft_vocabulary(*t, *d);
 }
 
+// The configuration with its files as they are now: a `path:` reference
+// (hf.co/..., ollama:...) resolved, the draft's too, so a model pulled after
+// the config was read is found and a missing one says what to run.
+Result<ModelConfig> with_files(const ModelConfig& given) {
+  ModelConfig cfg = given;
+  auto path = model_file(given);
+  if (!path) return std::unexpected(std::move(path.error()));
+  cfg.path = *path;
+  if (given.draft_model) {
+    auto draft = model_file(*given.draft_model);
+    if (!draft) return std::unexpected(std::move(draft.error()).with_context("its draft model"));
+    auto dc = std::make_shared<ModelConfig>(*given.draft_model);
+    dc->path = *draft;
+    cfg.draft_model = std::move(dc);
+  }
+  return cfg;
+}
+
 class GgufBackend final : public ModelBackend {
  public:
   // The model's facts; with a draft, its weights, KV cache and scratch (at
   // the model's slots and batch) are counted in: they load and go together.
-  Result<ModelFacts> inspect(const ModelConfig& cfg) override {
+  Result<ModelFacts> inspect(const ModelConfig& given) override {
+    auto resolved = with_files(given);
+    if (!resolved) return std::unexpected(std::move(resolved.error()).with_context(fmt::format("model '{}'", given.name)));
+    const ModelConfig& cfg = *resolved;
     auto f = file_facts(cfg);
     if (!f || !cfg.draft_model) return f;
     ModelConfig dc = *cfg.draft_model;
@@ -328,10 +349,13 @@ class GgufBackend final : public ModelBackend {
     return f;
   }
 
-  Result<std::unique_ptr<ModelInstance>> load(const ModelConfig& cfg, const LoadSpec& spec,
+  Result<std::unique_ptr<ModelInstance>> load(const ModelConfig& given, const LoadSpec& spec,
                                               const std::function<void(double)>& progress,
                                               std::stop_token stop) override {
+    auto resolved = with_files(given);
+    const ModelConfig& cfg = resolved ? *resolved : given;
     auto ctx_err = [&](Error e) { return std::unexpected(std::move(e).with_context(fmt::format("loading model '{}' ({})", cfg.name, cfg.path))); };
+    if (!resolved) return ctx_err(std::move(resolved.error()));
     if (progress) progress(0.0);
     // With a draft, progress is shared by file size.
     double share = 1.0;

@@ -10,22 +10,25 @@
 
 namespace codey::server {
 
-std::string format_parameter_size(uint64_t n) {
-  const double x = static_cast<double>(n);
-  if (x >= 1e9) return fmt::format("{:.1f}B", x / 1e9);
-  if (x >= 1e6) return fmt::format("{:.0f}M", x / 1e6);
-  if (x >= 1e3) return fmt::format("{:.0f}K", x / 1e3);
-  return fmt::format("{}", n);
-}
 
 namespace {
 
 ApiError file_error(const ModelConfig& m, const Error& e) {
   ApiError out;
-  out.status = 500;
-  out.code = "load_failed";
-  out.message = fmt::format("model '{}' ({}): {}", m.name, m.path, e.message);
+  // A reference not pulled yet is the client's to fix (pull it); a bad file
+  // is the operator's.
+  const bool not_pulled = !m.ref.empty() && e.code == ErrorCode::kNotFound;
+  out.status = not_pulled ? 404 : 500;
+  out.code = not_pulled ? "model_not_found" : "load_failed";
+  out.message = fmt::format("model '{}' ({}): {}", m.name, m.ref.empty() ? m.path : m.ref, e.message);
   return out;
+}
+
+// The model's file now: its path, or what its reference resolves to.
+ApiResult<std::string> file_of(const ModelConfig& m) {
+  auto p = model_file(m);
+  if (!p) return std::unexpected(file_error(m, p.error()));
+  return *p;
 }
 
 Json metadata_value(const GgufValue& v) {
@@ -61,19 +64,21 @@ ApiResult<std::shared_ptr<const ModelInfo>> ModelCatalog::info(const ModelConfig
   auto e = entry(m.name);
   std::lock_guard lock(e->mu);
   if (e->info) return e->info;
-  auto file = GgufFile::open(m.path);
+  auto path = file_of(m);
+  if (!path) return std::unexpected(path.error());
+  auto file = GgufFile::open(*path);
   if (!file) return std::unexpected(file_error(m, file.error()));
   auto s = summarize(*file);
   if (!s) return std::unexpected(file_error(m, s.error()));
   auto info = std::make_shared<ModelInfo>();
   info->name = m.name;
-  info->path = m.path;
+  info->path = *path;
   info->architecture = s->architecture;
   info->n_params = s->n_params;
   info->file_bytes = s->file_size;
   info->file_type = s->file_type;
   info->quantization = std::string(file_type_name(s->file_type));
-  info->parameter_size = format_parameter_size(s->n_params);
+  info->parameter_size = format_count(s->n_params);
   info->n_ctx_train = static_cast<int64_t>(s->n_ctx_train);
   info->n_vocab = static_cast<int64_t>(s->n_vocab);
   if (auto t = file->get_string("tokenizer.chat_template")) {
@@ -81,12 +86,12 @@ ApiResult<std::shared_ptr<const ModelInfo>> ModelCatalog::info(const ModelConfig
     info->tool_format = detect_tool_format(*t);
   }
   struct stat st {};
-  if (::stat(m.path.c_str(), &st) == 0) {
+  if (::stat(path->c_str(), &st) == 0) {
     info->modified = std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(st.st_mtim.tv_sec) +
                                                                         std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
   }
-  info->digest = fmt::format("{:016x}{:016x}", fnv1a(m.path), fnv1a(fmt::format("{}:{}", s->file_size, st.st_mtim.tv_sec)));
+  info->digest = fmt::format("{:016x}{:016x}", fnv1a(*path), fnv1a(fmt::format("{}:{}", s->file_size, st.st_mtim.tv_sec)));
   for (const auto& [key, value] : file->metadata()) {
     if (key == "tokenizer.chat_template") continue;  // shown as "template"
     info->metadata[std::string(key)] = metadata_value(value);
@@ -100,7 +105,9 @@ ApiResult<std::shared_ptr<const TokenizerFacts>> ModelCatalog::tokenizer(const M
   auto e = entry(m.name);
   std::lock_guard lock(e->mu);
   if (e->tokenizer) return e->tokenizer;
-  auto file = GgufFile::open(m.path);
+  auto path = file_of(m);
+  if (!path) return std::unexpected(path.error());
+  auto file = GgufFile::open(*path);
   if (!file) return std::unexpected(file_error(m, file.error()));
   auto tok = Tokenizer::from_gguf(*file);
   if (!tok) return std::unexpected(file_error(m, tok.error()));

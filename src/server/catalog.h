@@ -60,6 +60,5 @@ class ModelCatalog {
   std::map<std::string, std::shared_ptr<Entry>, std::less<>> entries_;
 };
 
-std::string format_parameter_size(uint64_t n_params);
 
 }  // namespace codey::server

@@ -2,6 +2,7 @@
 // durations, and errors that name the key and the line.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "codey/runtime.h"
@@ -312,6 +313,43 @@ TEST(Config, LoadConfigResolvesPathsAgainstTheFilesDirectory) {
   auto missing = load_config(dir + "/nope.yaml");
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+}
+
+// path: takes a model reference; it resolves through the model store now
+// when it is on disk, and again when used (a model pulled later is found).
+TEST(Config, PathTakesAModelReference) {
+  const std::string home = testing::temp_dir();
+  const std::string models = home + "/models";
+  ::setenv("CODEY_MODELS", models.c_str(), 1);
+  ::setenv("HF_HUB_CACHE", (home + "/hf").c_str(), 1);
+  ::setenv("OLLAMA_MODELS", (home + "/ollama").c_str(), 1);
+  auto c = parse("models:\n  a: hf.co/o/r:Q4_K_M\n  b: {path: ollama:qwen2.5-coder:7b}\n  c: {path: sub/x.gguf}\n");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_EQ(c->models[0].ref, "hf.co/o/r:Q4_K_M");
+  EXPECT_EQ(c->models[0].path, "hf.co/o/r:Q4_K_M") << "not pulled yet";
+  EXPECT_EQ(c->models[1].ref, "ollama:qwen2.5-coder:7b");
+  EXPECT_EQ(c->models[2].ref, "");
+  EXPECT_EQ(c->models[2].path, "/models/sub/x.gguf");
+  auto missing = model_file(c->models[0]);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_NE(missing.error().message.find("is not pulled: run `codey pull hf.co/o/r:Q4_K_M`"), std::string::npos)
+      << missing.error().message;
+  // Pulled after the config was read: found when used.
+  std::filesystem::create_directories(models + "/hf.co/o/r");
+  std::ofstream(models + "/hf.co/o/r/r-Q4_K_M.gguf") << "GGUF";
+  auto found = model_file(c->models[0]);
+  ASSERT_TRUE(found.has_value()) << found.error().message;
+  EXPECT_EQ(*found, models + "/hf.co/o/r/r-Q4_K_M.gguf");
+  c = parse("models:\n  a: hf.co/o/r:Q4_K_M\n");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->models[0].path, models + "/hf.co/o/r/r-Q4_K_M.gguf") << "resolved when read";
+  auto bad = parse("models:\n  a:\n    path: hf.co/o/..:Q4\n");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message.find("test.yaml:3"), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("not a valid repository name"), std::string::npos) << bad.error().message;
+  ::unsetenv("CODEY_MODELS");
+  ::unsetenv("HF_HUB_CACHE");
+  ::unsetenv("OLLAMA_MODELS");
 }
 
 TEST(Config, TheShippedExampleParses) {
