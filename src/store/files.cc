@@ -164,9 +164,34 @@ std::optional<std::string> find_entry_icase(const std::string& dir, std::string_
   std::error_code ec;
   const fs::path exact = fs::path(dir) / std::string(name);
   if (fs::exists(exact, ec)) return exact.string();
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (iequals(e.path().filename().string(), name)) return e.path().string();
+  fs::directory_iterator it(dir, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec))
+    if (iequals(it->path().filename().string(), name)) return it->path().string();
   return std::nullopt;
+}
+
+std::vector<std::string> subdirs(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    std::error_code sec;
+    if (!it->path().filename().string().starts_with(".") && fs::is_directory(it->path(), sec))
+      out.push_back(it->path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> files_ending_in(const std::string& dir, std::string_view suffix) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code sec;
+    if (it->path().string().ends_with(suffix) && it->is_regular_file(sec)) out.push_back(it->path().string());
+  }
+  return out;
 }
 
 std::string repo_dir(const StoreOptions& o, std::string_view repo) {

@@ -84,6 +84,11 @@ std::string lower(std::string_view s);
 // backslash or control characters (a listing from the network is hostile).
 bool is_safe_repo_path(std::string_view path);
 bool iequals(std::string_view a, std::string_view b);
+// The entries of `dir` that are folders (following symlinks), not hidden;
+// never throws (an unreadable folder has none).
+std::vector<std::string> subdirs(const std::string& dir);
+// Files under `dir` (any depth) whose names end in `suffix`.
+std::vector<std::string> files_ending_in(const std::string& dir, std::string_view suffix);
 // `dir`/`name`, or the entry of `dir` whose name equals `name` ignoring case.
 std::optional<std::string> find_entry_icase(const std::string& dir, std::string_view name);
 // GGUF files under `dir` (following symlinks, skipping hidden entries and

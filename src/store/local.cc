@@ -70,11 +70,11 @@ std::optional<std::string> hf_snapshot(const std::string& repo_cache_dir) {
   }
   std::optional<std::string> newest;
   fs::file_time_type newest_t{};
-  for (const auto& e : fs::directory_iterator(repo_cache_dir + "/snapshots", ec)) {
-    if (!e.is_directory(ec)) continue;
-    const auto t = e.last_write_time(ec);
+  for (const auto& snap : store::subdirs(repo_cache_dir + "/snapshots")) {
+    const auto t = fs::last_write_time(snap, ec);
+    if (ec) continue;
     if (!newest || t > newest_t) {
-      newest = e.path().string();
+      newest = snap;
       newest_t = t;
     }
   }
@@ -385,41 +385,32 @@ ModelList list_models(const StoreOptions& o, bool read_headers) {
       list.models.push_back(std::move(m));
     }
   };
-  std::error_code ec;
   // codey's store: hf.co/OWNER/REPO.
-  const std::string hub = o.models_dir + "/hf.co";
-  for (const auto& owner : fs::directory_iterator(hub, ec)) {
-    if (!owner.is_directory(ec)) continue;
-    for (const auto& repo : fs::directory_iterator(owner.path(), ec)) {
-      if (!repo.is_directory(ec)) continue;
+  for (const auto& owner : store::subdirs(o.models_dir + "/hf.co"))
+    for (const auto& repo : store::subdirs(owner)) {
       RepoFiles rf;
       rf.source = ModelSource::kCodey;
-      rf.repo = owner.path().filename().string() + "/" + repo.path().filename().string();
-      rf.root = repo.path().string();
+      rf.repo = fs::path(owner).filename().string() + "/" + fs::path(repo).filename().string();
+      rf.root = repo;
       rf.rel = store::gguf_files_under(rf.root, 8, &list.warnings);
       add_repo(rf);
-      // Partial downloads.
-      for (auto it = fs::recursive_directory_iterator(rf.root, ec); !ec && it != fs::recursive_directory_iterator();
-           it.increment(ec)) {
-        const std::string p = it->path().string();
-        if (!p.ends_with(store::kPartialSuffix) || !it->is_regular_file(ec)) continue;
+      for (const auto& p : store::files_ending_in(rf.root, store::kPartialSuffix)) {
         PartialDownload d;
         d.path = p;
         d.size = size_of(p);
-        const std::string rel = fs::relative(p, rf.root, ec).string();
+        const std::string rel = fs::path(p).lexically_relative(rf.root).string();
         d.ref = fmt::format("hf.co/{}/{}", rf.repo, rel.substr(0, rel.size() - store::kPartialSuffix.size()));
         list.partials.push_back(std::move(d));
       }
     }
-  }
   // The Hugging Face cache: models--OWNER--REPO.
   if (!o.hf_cache.empty())
-    for (const auto& e : fs::directory_iterator(o.hf_cache, ec)) {
-      const std::string name = e.path().filename().string();
-      if (!name.starts_with("models--") || !e.is_directory(ec)) continue;
+    for (const auto& dir : store::subdirs(o.hf_cache)) {
+      const std::string name = fs::path(dir).filename().string();
+      if (!name.starts_with("models--")) continue;
       const auto sep = name.find("--", 8);
       if (sep == std::string::npos) continue;
-      auto snap = hf_snapshot(e.path().string());
+      auto snap = hf_snapshot(dir);
       if (!snap) continue;
       RepoFiles rf;
       rf.source = ModelSource::kHuggingFaceCache;
@@ -430,18 +421,15 @@ ModelList list_models(const StoreOptions& o, bool read_headers) {
     }
   // LM Studio: PUBLISHER/REPO/FILE.gguf.
   for (const auto& base : o.lmstudio_dirs)
-    for (const auto& pub : fs::directory_iterator(base, ec)) {
-      if (!pub.is_directory(ec) || pub.path().filename().string().starts_with(".")) continue;
-      for (const auto& repo : fs::directory_iterator(pub.path(), ec)) {
-        if (!repo.is_directory(ec)) continue;
+    for (const auto& pub : store::subdirs(base))
+      for (const auto& repo : store::subdirs(pub)) {
         RepoFiles rf;
         rf.source = ModelSource::kLmStudio;
-        rf.repo = pub.path().filename().string() + "/" + repo.path().filename().string();
-        rf.root = repo.path().string();
+        rf.repo = fs::path(pub).filename().string() + "/" + fs::path(repo).filename().string();
+        rf.root = repo;
         rf.rel = store::gguf_files_under(rf.root, 2, &list.warnings);
         add_repo(rf);
       }
-    }
   auto ollama = ollama_models(o, list.warnings);
   for (auto& m : ollama) list.models.push_back(std::move(m));
 
@@ -539,10 +527,7 @@ Result<std::vector<std::string>> remove_model(std::string_view text, const Store
   }
   // Empty folders left behind (a split model's subfolder, the repo, the owner).
   if (store::gguf_files_under(dir, 8, nullptr).empty()) {
-    bool partials = false;
-    for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-      partials = partials || it->path().string().ends_with(store::kPartialSuffix);
-    if (!partials) {
+    if (store::files_ending_in(dir, store::kPartialSuffix).empty()) {
       fs::remove_all(dir, ec);
       fs::remove(fs::path(dir).parent_path(), ec);  // only when empty
     }
