@@ -86,6 +86,7 @@ class LockedPartial {
     if (fd_ >= 0) ::close(fd_);
   }
   int fd() const { return fd_; }
+  bool waited() const { return waited_; }  // another process held the lock first
   // Opens and locks `path` (created if absent). When another process holds
   // it, waits, reporting the file's growth; the lock is taken only on the
   // inode the path still names (the holder renames it when done).
@@ -99,6 +100,7 @@ class LockedPartial {
         if (errno != EWOULDBLOCK) return make_error(ErrorCode::kIo, "cannot lock {}: {}", path, std::strerror(errno));
         if (!told && hooks.status) hooks.status("another codey is downloading this file; waiting for it");
         told = true;
+        waited_ = true;
         struct stat st{};
         if (::fstat(fd_, &st) == 0 && hooks.progress) hooks.progress(static_cast<uint64_t>(st.st_size), total);
         if (!sleep_for(Millis(250), stop)) return make_error(ErrorCode::kCancelled, "cancelled while waiting for {}", path);
@@ -114,6 +116,7 @@ class LockedPartial {
 
  private:
   int fd_ = -1;
+  bool waited_ = false;
 };
 
 // One transfer per destination in this process; later callers wait for it.
@@ -138,9 +141,10 @@ Status transfer(const DownloadSpec& spec, const PullOptions& po, const DownloadH
   fs::create_directories(fs::path(spec.dest).parent_path(), ec);
   LockedPartial file;
   CODEY_TRY(file.acquire(partial, hooks, spec.size, stop));
-  // Another process may have finished it while this one waited (dest only
-  // ever appears by the rename after verification).
-  if (fs::exists(spec.dest, ec) && fs::file_size(spec.dest, ec) == spec.size) {
+  // The process this one waited for finished it (dest only ever appears by
+  // the rename after verification). A file there from before is not taken:
+  // the caller asked for this download because it is not the listed one.
+  if (file.waited() && fs::exists(spec.dest, ec) && fs::file_size(spec.dest, ec) == spec.size) {
     struct stat st{};
     if (::fstat(file.fd(), &st) == 0 && st.st_size == 0) ::unlink(partial.c_str());
     if (hooks.progress) hooks.progress(spec.size, spec.size);

@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 
 #include <filesystem>
+#include <limits>
 
 #include "store/download.h"
 #include "store/hub.h"
@@ -93,8 +94,15 @@ Result<PullResult> pull_model(std::string_view text, const StoreOptions& o, cons
     CODEY_ASSERT(hf != nullptr);
     const std::string dest = dir + "/" + rel;
     const auto entry = store::manifest_file(manifest, rel);
-    const bool done = size_or_zero(dest) == hf->size && fs::exists(dest, ec) &&
-                      store::json_u64(entry, "size") == hf->size && store::json_str(entry, "sha256") == hf->sha256;
+    const bool there = fs::exists(dest, ec) && size_or_zero(dest) == hf->size;
+    bool done = there && store::json_u64(entry, "size") == hf->size && store::json_str(entry, "sha256") == hf->sha256;
+    if (there && !done && !hf->sha256.empty()) {
+      // A file of the listed size the manifest does not vouch for (edited,
+      // or the manifest is gone): hashing it is cheaper than downloading it.
+      status(fmt::format("checking {}", rel));
+      auto sha = sha256_file(dest, std::numeric_limits<uint64_t>::max(), {}, stop);
+      done = sha && *sha == hf->sha256;
+    }
     if (!done) need += hf->size - std::min(hf->size, size_or_zero(dest + std::string(store::kPartialSuffix)));
     todo.push_back({hf, dest, done});
   }

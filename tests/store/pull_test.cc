@@ -125,6 +125,30 @@ TEST(Pull, DefaultQuantIsChosenDownloadedVerifiedAndRecorded) {
   EXPECT_EQ(rig.hub.count("cdn", "/blob/"), cdn_before);
 }
 
+// A file the manifest does not vouch for is hashed, not downloaded again;
+// one whose bytes differ from the listing is replaced.
+TEST(Pull, FilesOnDiskAreCheckedAgainstTheListing) {
+  Rig rig;
+  auto repo = quants_repo({"Q4_K_M"});
+  const std::string want = repo.files["Coder-Q4_K_M.gguf"].content;
+  rig.hub.add_repo("o/r", repo);
+  auto r = rig.pull("hf.co/o/r:Q4_K_M");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  fs::remove(rig.dir("o/r") + "/.codey-pull.json");
+  auto again = rig.pull("hf.co/o/r:Q4_K_M");
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_EQ(rig.hub.count("cdn", "/blob/"), 1) << "the file on disk was hashed and kept";
+  // Same size, other bytes (edited in place): downloaded again.
+  std::string edited = want;
+  edited[100] ^= 1;
+  std::ofstream(r->model.path, std::ios::binary | std::ios::trunc) << edited;
+  fs::remove(rig.dir("o/r") + "/.codey-pull.json");
+  auto fixed = rig.pull("hf.co/o/r:Q4_K_M");
+  ASSERT_TRUE(fixed.has_value()) << fixed.error().message;
+  EXPECT_EQ(read(fixed->model.path), want);
+  EXPECT_EQ(rig.hub.count("cdn", "/blob/"), 2);
+}
+
 TEST(Pull, QuantsMatchCaseInsensitivelyAndAMissingOneListsTheRest) {
   Rig rig;
   rig.hub.add_repo("o/r", quants_repo({"Q3_K_M", "Q5_K_M", "IQ4_XS", "Q8_0"}));
