@@ -193,7 +193,9 @@ TEST(Pull, UnknownRepoGatedRepoAndBadTokenSayWhatToDo) {
   // The token went to the Hub, never to the CDN the Hub redirects to.
   int api_with_token = 0;
   for (const auto& s : rig.hub.seen()) {
-    if (s.server == "cdn") EXPECT_EQ(s.headers.count("authorization"), 0u) << s.target;
+    if (s.server == "cdn") {
+      EXPECT_EQ(s.headers.count("authorization"), 0u) << s.target;
+    }
     if (s.server == "api" && s.headers.count("authorization")) ++api_with_token;
   }
   EXPECT_GE(api_with_token, 2) << "listing and resolve";
