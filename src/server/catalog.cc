@@ -10,7 +10,6 @@
 
 namespace codey::server {
 
-
 namespace {
 
 ApiError file_error(const ModelConfig& m, const Error& e) {
