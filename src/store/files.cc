@@ -14,6 +14,7 @@
 
 #include <fmt/ranges.h>
 
+#include "codey/chat.h"
 #include "codey/gguf.h"
 #include "store/internal.h"
 
@@ -240,10 +241,23 @@ std::vector<std::string> gguf_files_under(const std::string& dir, int max_depth,
   return out;
 }
 
+nlohmann::json parse_untrusted_json(std::string_view text) {
+  auto j = parse_json<nlohmann::json>(text);
+  return j ? std::move(*j) : nlohmann::json();
+}
+
+nlohmann::json read_json_file(const std::string& path, size_t max_bytes) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec || size > max_bytes) return nlohmann::json();
+  std::ifstream in(path, std::ios::binary);
+  std::string text(size, '\0');
+  if (!in.read(text.data(), static_cast<std::streamsize>(size))) return nlohmann::json();
+  return parse_untrusted_json(text);
+}
+
 nlohmann::json read_manifest(const std::string& dir) {
-  std::ifstream in(dir + "/" + std::string(kManifestName));
-  if (!in) return nlohmann::json::object();
-  auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  auto j = read_json_file(dir + "/" + std::string(kManifestName));
   if (!j.is_object()) return nlohmann::json::object();  // unreadable: rebuilt by the next pull
   if (!j.contains("files") || !j["files"].is_object()) j["files"] = nlohmann::json::object();
   return j;

@@ -65,7 +65,7 @@ Error Hub::status_error(const HttpResult& r, std::string_view repo, std::string_
   // The Hub's own words, when short: X-Error-Message, else {"error": "..."}.
   std::string said(r.first_header("x-error-message").value_or(""));
   if (said.empty()) {
-    auto j = nlohmann::json::parse(r.error_body, nullptr, false);
+    auto j = parse_untrusted_json(r.error_body);
     if (j.is_object() && j.contains("error") && j["error"].is_string()) said = j["error"];
   }
   if (said.size() > 200) said = said.substr(0, 200) + "...";
@@ -116,7 +116,7 @@ Result<std::vector<HubFile>> Hub::list(std::string_view repo, std::stop_token st
     if (!r) return std::unexpected(std::move(r.error()));
     const HttpResult& res = r->first;
     if (res.status() != 200) return std::unexpected(status_error(res, repo, ""));
-    auto j = nlohmann::json::parse(r->second, nullptr, false);
+    auto j = parse_untrusted_json(r->second);
     if (!j.is_array())
       return make_error(ErrorCode::kCorrupt, "{}: the file listing of hf.co/{} is not a JSON array", url, repo);
     for (const auto& e : j) {

@@ -57,6 +57,12 @@ constexpr std::string_view kLockName = ".codey-pull.lock";  // held while the ma
 // A missing or unreadable manifest reads as an empty one (rebuilt by the next
 // pull); fields are read with the helpers below, which never throw.
 nlohmann::json read_manifest(const std::string& dir);
+// JSON another program wrote (the Hub's answers, manifests): parsed within
+// parse_json's depth and value limits (codey/chat.h), a file read up to
+// max_bytes. Null when it is not JSON, too big or too deep: callers check the
+// shape they need, so a hostile document is just "not what it should be".
+nlohmann::json parse_untrusted_json(std::string_view text);
+nlohmann::json read_json_file(const std::string& path, size_t max_bytes = size_t(4) << 20);
 // The record of one file ({} when absent or not an object).
 nlohmann::json manifest_file(const nlohmann::json& manifest, const std::string& rel);
 uint64_t json_u64(const nlohmann::json& j, const char* key);     // 0 when absent or not a number

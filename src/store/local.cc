@@ -159,8 +159,7 @@ struct OllamaName {
 
 // The model layer of an Ollama manifest: its blob and size.
 Result<LocalModel> ollama_model(const std::string& root, const std::string& manifest_path, const OllamaName& n) {
-  std::ifstream in(manifest_path);
-  auto j = nlohmann::json::parse(in, nullptr, false);
+  auto j = store::read_json_file(manifest_path, size_t(1) << 20);
   if (!j.is_object() || !j.contains("layers") || !j["layers"].is_array())
     return make_error(ErrorCode::kCorrupt, "{} is not an Ollama manifest", manifest_path);
   for (const auto& layer : j["layers"]) {

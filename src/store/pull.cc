@@ -92,6 +92,11 @@ Result<PullResult> pull_model(std::string_view text, const StoreOptions& o, cons
     for (const auto& f : *listed)
       if (f.path == rel) hf = &f;
     CODEY_ASSERT(hf != nullptr);
+    // Nothing is downloaded that cannot be checked: the size bounds the
+    // transfer and is compared before the rename.
+    if (hf->size == 0)
+      return make_error(ErrorCode::kCorrupt, "{} lists {} without a size: codey downloads only files it can check",
+                        where, rel);
     const std::string dest = dir + "/" + rel;
     const auto entry = store::manifest_file(manifest, rel);
     const bool there = fs::exists(dest, ec) && size_or_zero(dest) == hf->size;

@@ -149,6 +149,45 @@ TEST(Pull, FilesOnDiskAreCheckedAgainstTheListing) {
   EXPECT_EQ(rig.hub.count("cdn", "/blob/"), 2);
 }
 
+// The Hub's listing is hostile until checked: file names that leave the repo
+// are ignored (nothing is written outside it), a listing nested beyond the
+// JSON limits is refused without a crash, a file without a size is not
+// downloaded.
+TEST(Pull, HostileListingsAreCheckedBeforeAnythingIsWritten) {
+  Rig rig;
+  rig.hub.add_repo("o/r", quants_repo({"Q4_K_M"}));
+  rig.hub.edit_listing = [](nlohmann::json& page) {
+    nlohmann::json evil = page.at(0);
+    for (const char* path : {"../../evil-Q2_K.gguf", "/abs-Q3_K_M.gguf", "a/./b-Q5_K_M.gguf", "a\\..\\c-Q6_K.gguf"}) {
+      evil["path"] = path;
+      page.push_back(evil);
+    }
+  };
+  auto r = rig.pull("hf.co/o/r");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(fs::path(r->model.path).filename(), "Coder-Q4_K_M.gguf");
+  auto q2 = rig.pull("hf.co/o/r:Q2_K");
+  ASSERT_FALSE(q2.has_value());
+  EXPECT_NE(q2.error().message.find("it has: Q4_K_M"), std::string::npos) << q2.error().message;
+  EXPECT_EQ(tree(rig.o.models_dir), (std::vector<std::string>{"hf.co/o/r/.codey-pull.json", "hf.co/o/r/.codey-pull.lock",
+                                                              "hf.co/o/r/Coder-Q4_K_M.gguf"}));
+
+  rig.hub.edit_listing = [](nlohmann::json& page) {
+    for (auto& e : page) e.erase("size"), e.erase("lfs");
+  };
+  fs::remove_all(rig.o.models_dir);
+  auto sizeless = rig.pull("hf.co/o/r:Q4_K_M");
+  ASSERT_FALSE(sizeless.has_value());
+  EXPECT_NE(sizeless.error().message.find("without a size"), std::string::npos) << sizeless.error().message;
+
+  rig.hub.edit_listing = nullptr;
+  rig.hub.listing_body = std::string(200000, '[') + std::string(200000, ']');
+  auto deep = rig.pull("hf.co/o/r:Q4_K_M");
+  ASSERT_FALSE(deep.has_value());
+  EXPECT_NE(deep.error().message.find("is not a JSON array"), std::string::npos) << deep.error().message;
+  EXPECT_FALSE(fs::exists(rig.dir("o/r") + "/Coder-Q4_K_M.gguf"));
+}
+
 TEST(Pull, QuantsMatchCaseInsensitivelyAndAMissingOneListsTheRest) {
   Rig rig;
   rig.hub.add_repo("o/r", quants_repo({"Q3_K_M", "Q5_K_M", "IQ4_XS", "Q8_0"}));

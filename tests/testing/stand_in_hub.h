@@ -201,6 +201,10 @@ class StandInHub {
 
   std::string token = "hf_test_token_0123456789";
   int page_size = 0;  // > 0: the listing comes in pages of this many entries
+  // A hostile Hub: edits each listing page before it is sent, or (a non-empty
+  // listing_body) sends that instead.
+  std::function<void(nlohmann::json& page)> edit_listing;
+  std::string listing_body;
 
   StandInHub()
       : cdn_([this](const auto& r, auto& c) { cdn(r, c); }), api_([this](const auto& r, auto& c) { api(r, c); }) {}
@@ -285,8 +289,10 @@ class StandInHub {
       std::vector<std::pair<std::string, std::string>> h{{"Content-Type", "application/json"}};
       if (start + n < all.size())
         h.push_back({"Link", fmt::format("<{}{}?recursive=true&cursor={}>; rel=\"next\"", api_.url(), r.path, start + n)});
+      if (edit_listing) edit_listing(page);
+      const std::string body = listing_body.empty() ? page.dump() : listing_body;
       l.unlock();
-      c.respond(200, h, page.dump());
+      c.respond(200, h, body);
       return;
     }
     // /OWNER/REPO/resolve/main/PATH
