@@ -449,8 +449,21 @@ class Runtime {
   bool drain(Millis grace);
 
   RuntimeStatus status() const;  // thread-safe
+  // The configuration the runtime was created with; models added since are
+  // in models() / find_model().
   const RuntimeConfig& config() const;
-  // Facts of a configured model from its file (no loading).
+  // Every model: the configured ones, then those added (copies). Thread-safe.
+  std::vector<ModelConfig> models() const;
+  std::optional<ModelConfig> find_model(std::string_view name) const;
+  // Adds a model while running (e.g. one pulled after start); its file is
+  // read on first use. A name already taken by the same file is fine (two
+  // first requests may race). Errors: the name is another model's, bad
+  // settings, shutting down. Thread-safe.
+  Status add_model(ModelConfig model);
+  // Forgets a model add_model added, unloading it first (kBusy while
+  // requests use it). Configured models stay (kInvalidRequest). Thread-safe.
+  std::expected<void, RequestError> remove_model(std::string_view name);
+  // Facts of a model from its file (no loading).
   Result<ModelFacts> model_facts(std::string_view model) const;
 
   struct Impl;

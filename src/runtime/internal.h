@@ -73,6 +73,10 @@ SamplingOptions default_sampling();
 // budget. Fields are guarded by Runtime::Impl::mu unless noted.
 struct ModelEntry {
   ModelConfig cfg;
+  // add_model: added while running; remove_model: forgotten (find() skips it;
+  // the entry stays so pointers taken before remain valid). Under the lock.
+  bool added = false;
+  bool removed = false;
   std::optional<ModelFacts> facts;   // from the file; retried when missing
   std::string facts_error;
 
@@ -124,7 +128,10 @@ struct Runtime::Impl : std::enable_shared_from_this<Runtime::Impl> {
   bool shut_down = false;
   std::atomic<uint64_t> next_id{1};
 
+  // The entry of a model not removed, or null. Takes the lock (entries are
+  // appended by add_model; they are never destroyed before the runtime).
   rt::ModelEntry* find(std::string_view name) const;
+  std::string names() const;  // "a, b" for messages; takes the lock
   // Runs inspect() when facts are missing. Call without the lock.
   void ensure_facts(rt::ModelEntry& e);
 

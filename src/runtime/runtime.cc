@@ -61,11 +61,6 @@ RequestError req_error(RequestErrorCode code, std::string message, std::optional
   return RequestError{code, std::move(message), retry};
 }
 
-std::string model_names(const std::vector<std::unique_ptr<ModelEntry>>& models) {
-  std::string s;
-  for (const auto& m : models) s += (s.empty() ? "" : ", ") + m->cfg.name;
-  return s.empty() ? "(none)" : s;
-}
 
 }  // namespace
 
@@ -91,9 +86,18 @@ void Request::push_error(RequestErrorCode code, std::string message, std::option
 }  // namespace rt
 
 ModelEntry* Runtime::Impl::find(std::string_view name) const {
+  std::lock_guard lock(mu);
   for (const auto& m : models)
-    if (m->cfg.name == name) return m.get();
+    if (!m->removed && m->cfg.name == name) return m.get();
   return nullptr;
+}
+
+std::string Runtime::Impl::names() const {
+  std::lock_guard lock(mu);
+  std::string s;
+  for (const auto& m : models)
+    if (!m->removed) s += (s.empty() ? "" : ", ") + m->cfg.name;
+  return s.empty() ? "(none)" : s;
 }
 
 void Runtime::Impl::ensure_facts(ModelEntry& e) {
@@ -432,7 +436,7 @@ void Runtime::Impl::submit(const std::shared_ptr<Request>& r) {
   ModelEntry* e = find(r->req.model);
   if (!e) {
     r->push_error(RequestErrorCode::kModelNotFound,
-                  fmt::format("no model named '{}' (configured: {})", r->req.model, model_names(models)));
+                  fmt::format("no model named '{}' (configured: {})", r->req.model, names()));
     return;
   }
   ensure_facts(*e);
@@ -491,6 +495,21 @@ void Runtime::Impl::submit(const std::shared_ptr<Request>& r) {
 
 // ---------------------------------------------------------------- Runtime --
 
+namespace {
+
+Status check_model_settings(const ModelConfig& m) {
+  if (m.name.empty()) return make_error(ErrorCode::kInvalidArgument, "a model needs a name");
+  if (m.parallel < 1 || m.batch < 1 || m.prompt_chunk < 1 || (!m.ctx_auto && m.ctx < 1))
+    return make_error(ErrorCode::kInvalidArgument, "model '{}': parallel, batch, prompt_chunk and ctx must be positive",
+                      m.name);
+  if (m.draft_max < 1 || m.draft_max > 64 || m.lookup < 0 || m.lookup > 64 || !(m.draft_p_min >= 0.0f && m.draft_p_min <= 1.0f))
+    return make_error(ErrorCode::kInvalidArgument,
+                      "model '{}': draft_max must be in [1, 64], lookup in [0, 64], draft_p_min in [0, 1]", m.name);
+  return {};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeConfig config, RuntimeOptions options) {
   auto impl = std::make_shared<Impl>();
   impl->cfg = std::move(config);
@@ -501,12 +520,7 @@ Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeConfig config, RuntimeOp
   for (const auto& m : impl->cfg.models) {
     if (impl->find(m.name))
       return make_error(ErrorCode::kInvalidArgument, "model '{}' is configured twice", m.name);
-    if (m.parallel < 1 || m.batch < 1 || m.prompt_chunk < 1 || (!m.ctx_auto && m.ctx < 1))
-      return make_error(ErrorCode::kInvalidArgument,
-                        "model '{}': parallel, batch, prompt_chunk and ctx must be positive", m.name);
-    if (m.draft_max < 1 || m.draft_max > 64 || m.lookup < 0 || m.lookup > 64 || !(m.draft_p_min >= 0.0f && m.draft_p_min <= 1.0f))
-      return make_error(ErrorCode::kInvalidArgument,
-                        "model '{}': draft_max must be in [1, 64], lookup in [0, 64], draft_p_min in [0, 1]", m.name);
+    CODEY_TRY(check_model_settings(m));
     auto e = std::make_unique<ModelEntry>();
     e->cfg = m;
     e->ttl = m.keep_alive;
@@ -536,6 +550,75 @@ Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeConfig config, RuntimeOp
 Runtime::~Runtime() { shutdown(Millis(0)); }
 
 const RuntimeConfig& Runtime::config() const { return impl_->cfg; }
+
+std::vector<ModelConfig> Runtime::models() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<ModelConfig> out;
+  for (const auto& e : impl_->models)
+    if (!e->removed) out.push_back(e->cfg);
+  return out;
+}
+
+std::optional<ModelConfig> Runtime::find_model(std::string_view name) const {
+  const ModelEntry* e = impl_->find(name);
+  if (!e) return std::nullopt;
+  std::lock_guard lock(impl_->mu);
+  return e->cfg;
+}
+
+Status Runtime::add_model(ModelConfig model) {
+  CODEY_TRY(check_model_settings(model));
+  Impl& I = *impl_;
+  std::lock_guard lock(I.mu);
+  if (I.shutting_down) return make_error(ErrorCode::kCancelled, "the runtime is shutting down");
+  for (auto& e : I.models) {
+    if (e->cfg.name != model.name) continue;
+    if (!e->removed) {
+      if (e->cfg.path == model.path && e->cfg.ref == model.ref) return {};
+      return make_error(ErrorCode::kInvalidArgument, "a model named '{}' exists already ({})", model.name,
+                        e->cfg.ref.empty() ? e->cfg.path : e->cfg.ref);
+    }
+    // Added again after remove_model (e.g. pulled again): the same entry,
+    // unloaded, with the new settings; its facts are read again.
+    e->cfg = std::move(model);
+    e->ttl = e->cfg.keep_alive;
+    e->facts.reset();
+    e->facts_error.clear();
+    e->last_error.clear();
+    e->removed = false;
+    return {};
+  }
+  auto e = std::make_unique<ModelEntry>();
+  e->cfg = std::move(model);
+  e->ttl = e->cfg.keep_alive;
+  e->added = true;
+  I.models.push_back(std::move(e));
+  I.cv.notify_all();
+  return {};
+}
+
+std::expected<void, RequestError> Runtime::remove_model(std::string_view name) {
+  Impl& I = *impl_;
+  ModelEntry* e = I.find(name);
+  if (!e)
+    return std::unexpected(req_error(RequestErrorCode::kModelNotFound,
+                                     fmt::format("no model named '{}' (configured: {})", name, I.names())));
+  {
+    std::lock_guard lock(I.mu);
+    if (!e->added)
+      return std::unexpected(req_error(RequestErrorCode::kInvalidRequest,
+                                       fmt::format("model '{}' is configured, not added at run time", name)));
+  }
+  auto u = unload(name);
+  if (!u) return u;
+  std::lock_guard lock(I.mu);
+  if (e->state != ModelState::kUnloaded || !e->queue.empty() || !e->running.empty())
+    return std::unexpected(req_error(RequestErrorCode::kBusy, fmt::format("model '{}' is in use again", name),
+                                     Millis(1000)));
+  e->removed = true;
+  e->facts.reset();
+  return {};
+}
 
 std::shared_ptr<RequestStream> Runtime::submit(GenerateRequest request) {
   auto r = std::make_shared<Request>();
@@ -586,7 +669,7 @@ std::expected<void, RequestError> Runtime::load(std::string_view model) {
   ModelEntry* e = I.find(model);
   if (!e)
     return std::unexpected(req_error(RequestErrorCode::kModelNotFound,
-                                     fmt::format("no model named '{}' (configured: {})", model, model_names(I.models))));
+                                     fmt::format("no model named '{}' (configured: {})", model, I.names())));
   I.ensure_facts(*e);
   std::unique_lock lock(I.mu);
   for (;;) {
@@ -621,7 +704,7 @@ std::expected<void, RequestError> Runtime::unload(std::string_view model) {
   ModelEntry* e = I.find(model);
   if (!e)
     return std::unexpected(req_error(RequestErrorCode::kModelNotFound,
-                                     fmt::format("no model named '{}' (configured: {})", model, model_names(I.models))));
+                                     fmt::format("no model named '{}' (configured: {})", model, I.names())));
   std::unique_lock lock(I.mu);
   if (e->state == ModelState::kUnloaded) return {};
   if (e->state == ModelState::kLoading || !e->running.empty() || !e->queue.empty())
@@ -696,6 +779,7 @@ RuntimeStatus Runtime::status() const {
   st.threads = I.cfg.threads;
   const auto now = Clock::now();
   for (const auto& ep : I.models) {
+    if (ep->removed) continue;
     const ModelEntry& e = *ep;
     ModelStatus m;
     m.name = e.cfg.name;

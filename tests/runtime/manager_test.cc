@@ -124,6 +124,39 @@ TEST(Manager, SplitModelServesLikeTheWholeFile) {
       << "mmap: false holds the weights in allocated memory";
 }
 
+// Models pulled while serving join the runtime (add_model) and leave it
+// (remove_model); configured ones stay.
+TEST(Manager, ModelsAddedAndRemovedWhileRunning) {
+  Rig rig;
+  rig.start(config_of({tiny_config("a")}, 1ull << 30));
+  ModelConfig b = tiny_config("b", 2);
+  ASSERT_TRUE(rig.rt->add_model(b).has_value());
+  ASSERT_TRUE(rig.rt->add_model(b).has_value()) << "the same file again: two first requests may race";
+  ModelConfig other = tiny_config("b", 3);
+  auto clash = rig.rt->add_model(other);
+  ASSERT_FALSE(clash.has_value());
+  EXPECT_NE(clash.error().message.find("exists already"), std::string::npos);
+  EXPECT_EQ(rig.rt->models().size(), 2u);
+  EXPECT_EQ(rig.rt->config().models.size(), 1u) << "config() stays what was configured";
+  rig.run("b");
+  EXPECT_EQ(rig.state("b"), ModelState::kLoaded);
+  auto configured = rig.rt->remove_model("a");
+  ASSERT_FALSE(configured.has_value());
+  EXPECT_EQ(configured.error().code, RequestErrorCode::kInvalidRequest);
+  ASSERT_TRUE(rig.rt->remove_model("b").has_value());
+  EXPECT_FALSE(rig.rt->find_model("b").has_value());
+  EXPECT_EQ(rig.rt->status().models.size(), 1u);
+  auto gone = rig.rt->generate(text_request("b", "hello", 2));
+  ASSERT_FALSE(gone.has_value());
+  EXPECT_EQ(gone.error().code, RequestErrorCode::kModelNotFound);
+  ASSERT_TRUE(rig.rt->add_model(b).has_value()) << "added again after removal";
+  rig.run("b");
+  EXPECT_EQ(rig.rt->status().models.size(), 2u);
+  ModelConfig bad = tiny_config("c");
+  bad.parallel = 0;
+  EXPECT_FALSE(rig.rt->add_model(bad).has_value());
+}
+
 TEST(Manager, BudgetForTwoOfThreeEvictsTheLeastRecentlyUsed) {
   Rig rig;
   ModelConfig a = tiny_config("a", 1), b = tiny_config("b", 2), c = tiny_config("c", 3);
