@@ -119,6 +119,12 @@ struct ServerConfig {
   // and loopback names (DNS rebinding). CODEY_ORIGINS (comma-separated) adds origins.
   std::vector<std::string> allowed_origins;
   std::vector<std::string> allowed_hosts;
+  // server.allow_pull / --allow-pull: references in the config or --model
+  // that are not pulled yet are pulled before serving instead of failing
+  // with "not pulled". A request naming a missing model still gets a 404
+  // that says how to pull it (nothing is downloaded on a request's word);
+  // POST /api/pull works either way (the key guards it when one is set).
+  bool allow_pull = false;
 };
 
 struct RuntimeConfig {

@@ -11,6 +11,7 @@
 
 #include "codey/base.h"
 #include "codey/runtime.h"
+#include "codey/store.h"
 
 namespace codey {
 
@@ -18,12 +19,15 @@ struct ServerOptions {
   ServerConfig config;        // host, port (0 = any free port), api_key ("env:NAME" allowed), max_body, shutdown_grace
   int http_threads = 0;       // connection threads; 0 = every slot and queue place of every model, plus spare
   std::string version = "0.0.0";  // reported by /api/version and in system_fingerprint
+  // Where models are pulled to and found (codey's store, Ollama, LM Studio,
+  // the HF cache). A request may name any model there by its reference.
+  StoreOptions store = StoreOptions::from_env();
 };
 
 // Routes (all but /health and /ready need "Authorization: Bearer <key>" when a key is set):
 //   OpenAI   POST /v1/chat/completions, POST /v1/completions, GET /v1/models[/<id>]
 //   Ollama   POST /api/generate, POST /api/chat, GET /api/tags, GET /api/ps,
-//            POST /api/show, GET /api/version
+//            POST /api/show, GET /api/version, POST /api/pull, DELETE /api/delete
 //   codey    GET /health (liveness), GET /ready[?model=NAME] (readiness: 503 while a
 //            pinned model loads, while draining, or while a model's queue is full),
 //            GET /metrics, GET /codey/status,

@@ -1,7 +1,9 @@
-// `codey serve [--config codey.yaml] [--host H] [--port P] [--model FILE ...]
-// [--draft FILE | --lookup N]`:
+// `codey serve [--config codey.yaml] [--host H] [--port P] [--model FILE|REF ...]
+// [--draft FILE | --lookup N] [--allow-pull]`:
 // the OpenAI- and Ollama-compatible HTTP server. Without a config, the GGUF
-// files given with --model are served under their file names (stem).
+// files given with --model are served under their file names (stem), model
+// references under the reference; with neither, the models on disk (codey's
+// store, Ollama, LM Studio, the HF cache), which clients may add to with /api/pull.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -30,7 +32,29 @@ struct ServeCli {
   std::string draft;  // --model files: speculative decoding with this draft model
   int lookup = 0;     // --model files: n-gram lookup drafts
   double grace_s = -1;
+  bool allow_pull = false;
 };
+
+// Pulls a model reference before serving (server.allow_pull / --allow-pull),
+// with status lines on stderr.
+Status pull_before_serving(const std::string& ref) {
+  std::fprintf(stderr, "codey serve: pulling %s\n", ref.c_str());
+  int last_tenth = -1;
+  std::string last_file;
+  PullEvents ev;
+  ev.on_status = [](std::string_view st) { std::fprintf(stderr, "  %.*s\n", int(st.size()), st.data()); };
+  ev.on_progress = [&](const PullProgress& p) {
+    const int tenth = p.total ? static_cast<int>(10 * p.completed / p.total) : 10;
+    if (p.file == last_file && tenth == last_tenth) return;
+    last_file = p.file;
+    last_tenth = tenth;
+    std::fprintf(stderr, "  %s: %s of %s\n", p.file.c_str(), format_bytes(p.completed).c_str(),
+                 format_bytes(p.total).c_str());
+  };
+  auto r = pull_model(ref, StoreOptions::from_env(), ev);
+  if (!r) return std::unexpected(std::move(r.error()));
+  return {};
+}
 
 Result<RuntimeConfig> build_config(const ServeCli& c) {
   namespace fs = std::filesystem;
@@ -44,9 +68,10 @@ Result<RuntimeConfig> build_config(const ServeCli& c) {
       auto loaded = load_config("codey.yaml");
       if (!loaded) return std::unexpected(loaded.error());
       cfg = std::move(*loaded);
-    } else {
-      return make_error(ErrorCode::kInvalidArgument,
-                        "nothing to serve: give --config codey.yaml or --model FILE.gguf (no ./codey.yaml either)");
+    } else {  // the models on disk, found when requested; clients may pull more
+      cfg.memory_budget_auto = true;
+      cfg.memory_budget = auto_memory_budget();
+      cfg.threads = usable_cores();
     }
   } else {
     cfg.memory_budget_auto = true;
@@ -55,9 +80,21 @@ Result<RuntimeConfig> build_config(const ServeCli& c) {
   }
   // Quick mode: each file under its stem, each model reference under its
   // canonical text (what Ollama clients call it), with the built-in defaults.
+  const bool allow_pull = c.allow_pull || cfg.server.allow_pull;
   for (const auto& file : c.models) {
     auto local = resolve_model(file);
-    if (!local) return std::unexpected(std::move(local.error()).with_context(fmt::format("--model {}", file)));
+    if (!local && allow_pull && local.error().code == ErrorCode::kNotFound) {
+      auto ref = parse_model_ref(file);
+      if (ref && (ref->kind == RefKind::kHub || ref->kind == RefKind::kHubFile)) {
+        CODEY_TRY(pull_before_serving(file));
+        local = resolve_model(file);
+      }
+    }
+    if (!local) {
+      std::string hint;
+      if (local.error().message.find("is not pulled") != std::string::npos) hint = " (or serve with --allow-pull)";
+      return make_error(local.error().code, "--model {}: {}{}", file, local.error().message, hint);
+    }
     ModelConfig m;
     m.name = local->serve_name();
     m.path = local->path;
@@ -117,7 +154,16 @@ Result<RuntimeConfig> build_config(const ServeCli& c) {
   if (c.port >= 0) cfg.server.port = c.port;
   if (!c.api_key.empty()) cfg.server.api_key = c.api_key;
   if (c.grace_s >= 0) cfg.server.shutdown_grace = Millis(static_cast<int64_t>(c.grace_s * 1000));
-  if (cfg.models.empty()) return make_error(ErrorCode::kInvalidArgument, "no models configured");
+  // Configured references not pulled yet: pulled now when allowed.
+  if (allow_pull)
+    for (auto& m : cfg.models) {
+      if (m.ref.empty() || model_file(m)) continue;
+      auto ref = parse_model_ref(m.ref);
+      if (!ref || (ref->kind != RefKind::kHub && ref->kind != RefKind::kHubFile)) continue;
+      CODEY_TRY(pull_before_serving(m.ref));
+      if (auto file = model_file(m)) m.path = *file;
+    }
+  cfg.server.allow_pull = allow_pull;
   return cfg;
 }
 
@@ -163,6 +209,7 @@ int run(const ServeCli& c) {
 
   std::string names;
   for (const auto& m : (*rt)->config().models) names += (names.empty() ? "" : ", ") + m.name;
+  if (names.empty()) names = "those on disk (codey models lists them); POST /api/pull adds more";
   std::printf("codey serve: listening on http://%s:%d (models: %s)\n", so.config.host.c_str(), server->port(),
               names.c_str());
   std::fflush(stdout);
@@ -189,6 +236,8 @@ CommandRunner setup(CLI::App& root) {
                   "--model files: speculative decoding with this draft model (a small model sharing the vocabulary)");
   cmd->add_option("--lookup", c->lookup, "--model files: speculative decoding by n-gram lookup, drafts of up to N tokens")
       ->check(CLI::Range(0, 64));
+  cmd->add_flag("--allow-pull", c->allow_pull,
+                "Pull --model / config references that are not pulled yet before serving (server.allow_pull)");
   cmd->add_option("--shutdown-grace", c->grace_s, "Seconds running requests may finish while draining on SIGINT/SIGTERM (default 10)");
   return [c] { return run(*c); };
 }

@@ -432,7 +432,8 @@ constexpr std::string_view kModelOnlyKeys[] = {"path",     "ctx",    "ctx_max", 
 constexpr std::string_view kRouteOnlyKeys[] = {"model", "description", "system", "max_tokens", "stop"};
 constexpr std::string_view kServerKeys[] = {"host",           "port",           "api_key",        "max_body",
                                             "shutdown_grace", "header_timeout", "body_timeout",   "idle_timeout",
-                                            "max_connections", "request_memory", "allowed_origins", "allowed_hosts"};
+                                            "max_connections", "request_memory", "allowed_origins", "allowed_hosts",
+                                            "allow_pull"};
 
 // drop_path: `defaults` name no file and no draft model.
 std::vector<std::string_view> joined(std::span<const std::string_view> a, std::span<const std::string_view> b,
@@ -554,6 +555,10 @@ Result<RuntimeConfig> parse_config(std::string_view text, std::string_view name,
                                  if (!b || *b == 0)
                                    return P.err(sv, spath, "expected a size like 8MiB, got {}", Parser::describe(sv));
                                  (sk == "max_body" ? s.max_body : s.request_memory) = *b;
+                               } else if (sk == "allow_pull") {
+                                 auto r = P.boolean(sv, spath);
+                                 if (!r) return std::unexpected(r.error());
+                                 s.allow_pull = *r;
                                } else if (sk == "max_connections") {
                                  auto r = P.integer(sv, spath, 1, 65536);
                                  if (!r) return std::unexpected(r.error());

@@ -59,6 +59,11 @@ std::shared_ptr<ModelCatalog::Entry> ModelCatalog::entry(const std::string& name
   return e;
 }
 
+void ModelCatalog::forget(std::string_view name) {
+  std::lock_guard lock(mu_);
+  if (auto it = entries_.find(name); it != entries_.end()) entries_.erase(it);
+}
+
 ApiResult<std::shared_ptr<const ModelInfo>> ModelCatalog::info(const ModelConfig& m) {
   auto e = entry(m.name);
   std::lock_guard lock(e->mu);

@@ -48,6 +48,8 @@ class ModelCatalog {
  public:
   ApiResult<std::shared_ptr<const ModelInfo>> info(const ModelConfig& model);
   ApiResult<std::shared_ptr<const TokenizerFacts>> tokenizer(const ModelConfig& model);
+  // Drops what was read of a model's file (pulled again, or deleted).
+  void forget(std::string_view name);
 
  private:
   struct Entry {

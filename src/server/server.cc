@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cctype>
 #include <cmath>
+#include <condition_variable>
+#include <thread>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
@@ -53,7 +55,8 @@ ApiKind api_of(const std::string& path) {
 std::string route_label(const std::string& path) {
   static constexpr std::string_view kFixed[] = {
       "/",          "/health",   "/ready",    "/metrics",  "/v1/chat/completions", "/v1/completions", "/v1/models",
-      "/api/generate", "/api/chat", "/api/tags", "/api/ps", "/api/show", "/api/version", "/codey/status"};
+      "/api/generate", "/api/chat", "/api/tags", "/api/ps", "/api/show", "/api/version", "/codey/status",
+      "/api/pull", "/api/delete"};
   for (auto r : kFixed)
     if (path == r) return std::string(r);
   if (path.starts_with("/v1/models/")) return "/v1/models/{id}";
@@ -193,8 +196,17 @@ struct Server::Impl {
   std::optional<HttpResponse> gate(const HttpRequest& req) const;
   // CORS headers on every response to an allowed browser origin.
   void decorate(const HttpRequest& req, HttpResponse& res) const;
-  const ModelConfig* resolve_model(std::string_view name) const;
-  ApiError model_not_found(std::string_view name) const;
+  // A configured or added model, or one on disk named by a reference
+  // (hf.co/..., ollama:..., or Ollama's "name:tag"), which is then added to
+  // the runtime under its canonical name. Never a path: a client may not
+  // make the server open files by name.
+  std::optional<ModelConfig> resolve_model(std::string_view name);
+  // A configured or added model only (no disk).
+  std::optional<ModelConfig> served_model(std::string_view name) const;
+  // on_disk: a reference that is not on disk says how to pull it.
+  ApiError model_not_found(std::string_view name, bool on_disk = true) const;
+  // Every model a client may name: the runtime's, then those on disk.
+  std::vector<ModelConfig> listed_models();
 
   void generate(const HttpRequest& req, HttpResponse& res,
                 ApiKind api, server::Endpoint endpoint);
@@ -207,6 +219,8 @@ struct Server::Impl {
   void ollama_show(const HttpRequest& req, HttpResponse& res);
   void codey_load(const HttpRequest& req, HttpResponse& res, bool load);
   void ready(const HttpRequest& req, HttpResponse& res);
+  void ollama_pull(const HttpRequest& req, HttpResponse& res);
+  void ollama_delete(const HttpRequest& req, HttpResponse& res);
   Json ollama_details(const server::ModelInfo& info) const;
 };
 
@@ -436,19 +450,86 @@ void Server::Impl::decorate(const HttpRequest& req, HttpResponse& res) const {
   res.set_header("Access-Control-Expose-Headers", "Retry-After, X-Request-Id");
 }
 
-const ModelConfig* Server::Impl::resolve_model(std::string_view name) const {
-  const RuntimeConfig& cfg = runtime.config();
-  if (const ModelConfig* m = cfg.find_model(name)) return m;
-  // Ollama clients name models "name:tag"; the configured name is the model.
-  if (name.ends_with(":latest")) return cfg.find_model(name.substr(0, name.size() - 7));
-  return nullptr;
+namespace {
+
+// A model reference a client may use: hf.co/..., OWNER/REPO/FILE.gguf,
+// ollama:NAME:TAG, or Ollama's own "name[:tag]" (read as ollama:name:tag).
+// Paths are not references here.
+std::optional<std::string> client_reference(std::string_view name) {
+  auto ref = parse_model_ref(name);
+  if (!ref) return std::nullopt;
+  if (ref->kind != RefKind::kPath) return ref->str();
+  const bool ollama_like = !name.empty() && name.find('/') == std::string_view::npos &&
+                           !name.ends_with(".gguf") && name.front() != '.' && name.front() != '~';
+  if (!ollama_like) return std::nullopt;
+  auto o = parse_model_ref("ollama:" + std::string(name));
+  return o ? std::optional<std::string>(o->str()) : std::nullopt;
 }
 
-ApiError Server::Impl::model_not_found(std::string_view name) const {
+// The settings a model found on disk is served with (those of `codey serve --model`).
+ModelConfig model_on_disk(const LocalModel& local) {
+  ModelConfig m;
+  m.name = local.serve_name();
+  m.path = local.path;
+  if (local.source != ModelSource::kFile) m.ref = local.ref;
+  return m;
+}
+
+}  // namespace
+
+std::optional<ModelConfig> Server::Impl::served_model(std::string_view name) const {
+  if (auto m = runtime.find_model(name)) return m;
+  // Ollama clients name models "name:tag"; the configured name is the model.
+  if (name.ends_with(":latest")) return runtime.find_model(name.substr(0, name.size() - 7));
+  return std::nullopt;
+}
+
+std::optional<ModelConfig> Server::Impl::resolve_model(std::string_view name) {
+  if (auto m = served_model(name)) return m;
+  const auto ref = client_reference(name);
+  if (!ref) return std::nullopt;
+  auto local = codey::resolve_model(*ref, opt.store);
+  if (!local) return std::nullopt;
+  ModelConfig m = model_on_disk(*local);
+  if (auto existing = runtime.find_model(m.name)) return existing;
+  for (const auto& c : runtime.models())  // a configured model of that file answers to its own name
+    if (!c.path.empty() && c.path == m.path) return c;
+  if (auto st = runtime.add_model(m); !st) {
+    log_warn("serve: cannot add model {}: {}", m.name, st.error().message);
+    return std::nullopt;
+  }
+  log_info("serve: serving {} from {}", m.name, m.path);
+  return runtime.find_model(m.name);
+}
+
+std::vector<ModelConfig> Server::Impl::listed_models() {
+  std::vector<ModelConfig> out = runtime.models();
+  for (const auto& local : list_models(opt.store, /*read_headers=*/false).models) {
+    if (!local.error.empty()) continue;
+    ModelConfig m = model_on_disk(local);
+    const bool known = std::any_of(out.begin(), out.end(), [&](const ModelConfig& c) {
+      return c.name == m.name || (!c.path.empty() && c.path == m.path);
+    });
+    if (!known) out.push_back(std::move(m));
+  }
+  return out;
+}
+
+ApiError Server::Impl::model_not_found(std::string_view name, bool on_disk) const {
   std::string names;
-  for (const auto& m : runtime.config().models) names += (names.empty() ? "" : ", ") + m.name;
-  ApiError e = make_api_error(404, "model_not_found",
-                              fmt::format("model '{}' not found; configured models: {}", name, names.empty() ? "none" : names));
+  for (const auto& m : runtime.models()) names += (names.empty() ? "" : ", ") + m.name;
+  std::string message = fmt::format("model '{}' not found; configured models: {}", name, names.empty() ? "none" : names);
+  // A reference that is not on disk says how to get it.
+  if (auto ref = on_disk ? client_reference(name) : std::nullopt) {
+    auto local = codey::resolve_model(*ref, opt.store);
+    if (!local && local.error().code == ErrorCode::kNotFound) {
+      message = fmt::format("model '{}' not found: {}", name, local.error().message);
+      auto parsed = parse_model_ref(*ref);
+      if (parsed && (parsed->kind == RefKind::kHub || parsed->kind == RefKind::kHubFile))
+        message += fmt::format(" (or POST /api/pull {{\"model\": \"{}\"}})", name);
+    }
+  }
+  ApiError e = make_api_error(404, "model_not_found", std::move(message));
   e.param = "model";
   return e;
 }
@@ -465,7 +546,7 @@ void Server::Impl::generate(const HttpRequest& req, HttpResponse& res,
           : (endpoint == Endpoint::kChat ? server::parse_ollama_chat(*body) : server::parse_ollama_generate(*body));
   if (!parsed) return send_error(res, api, parsed.error());
   server::ParsedRequest& p = *parsed;
-  const ModelConfig* m = resolve_model(p.gen.model);
+  const auto m = resolve_model(p.gen.model);
   if (!m) return send_error(res, api, model_not_found(p.gen.model));
   p.gen.model = m->name;
   if (p.special != server::Special::kNone) return load_special(res, p, *m);
@@ -575,7 +656,7 @@ Json Server::Impl::ollama_details(const server::ModelInfo& info) const {
 
 void Server::Impl::openai_models(HttpResponse& res) {
   Json data = Json::array();
-  for (const auto& m : runtime.config().models) {
+  for (const auto& m : listed_models()) {
     auto info = catalog.info(m);
     data.push_back(Json{{"id", m.name},
                         {"object", "model"},
@@ -587,7 +668,7 @@ void Server::Impl::openai_models(HttpResponse& res) {
 
 void Server::Impl::openai_model(const HttpRequest& req, HttpResponse& res) {
   const std::string& name = req.params.at(0);
-  const ModelConfig* m = resolve_model(name);
+  const auto m = resolve_model(name);
   if (!m) return send_error(res, ApiKind::kOpenAi, model_not_found(name));
   auto info = catalog.info(*m);
   send_json(res, Json{{"id", m->name},
@@ -598,7 +679,7 @@ void Server::Impl::openai_model(const HttpRequest& req, HttpResponse& res) {
 
 void Server::Impl::ollama_tags(HttpResponse& res) {
   Json models = Json::array();
-  for (const auto& m : runtime.config().models) {
+  for (const auto& m : listed_models()) {
     auto info = catalog.info(m);
     if (!info) {
       log_warn("serve: /api/tags leaves out {}: {}", m.name, info.error().message);
@@ -621,7 +702,7 @@ void Server::Impl::ollama_ps(HttpResponse& res) {
   const auto now = std::chrono::system_clock::now();
   for (const auto& ms : st.models) {
     if (ms.state == ModelState::kUnloaded) continue;
-    const ModelConfig* m = runtime.config().find_model(ms.name);
+    const auto m = runtime.find_model(ms.name);
     if (!m) continue;
     auto info = catalog.info(*m);
     // Forever (pinned, keep_alive < 0): a far date, as Ollama shows it.
@@ -651,7 +732,7 @@ void Server::Impl::ollama_show(const HttpRequest& req, HttpResponse& res) {
   }
   if (!*name || (*name)->empty())
     return send_error(res, ApiKind::kOllama, server::bad_field("model", "required: the name of a configured model").error());
-  const ModelConfig* m = resolve_model(**name);
+  const auto m = resolve_model(**name);
   if (!m) return send_error(res, ApiKind::kOllama, model_not_found(**name));
   auto info = catalog.info(*m);
   if (!info) return send_error(res, ApiKind::kOllama, info.error());
@@ -686,7 +767,7 @@ void Server::Impl::codey_load(const HttpRequest& req, HttpResponse& res, bool lo
   // A body is optional and ignored.
   if (stopping) return send_error(res, ApiKind::kCodey, shutting_down_error());
   const std::string& name = req.params.at(0);
-  const ModelConfig* m = resolve_model(name);
+  const auto m = resolve_model(name);
   if (!m) return send_error(res, ApiKind::kCodey, model_not_found(name));
   const auto t0 = Clock::now();
   auto r = load ? runtime.load(m->name) : runtime.unload(m->name);
@@ -696,8 +777,10 @@ void Server::Impl::codey_load(const HttpRequest& req, HttpResponse& res, bool lo
 
 void Server::Impl::ready(const HttpRequest& req, HttpResponse& res) {
   const std::string name = query_param(req.head.query, "model");
-  const ModelConfig* m = name.empty() ? nullptr : resolve_model(name);
-  if (!name.empty() && !m) return send_error(res, ApiKind::kCodey, model_not_found(name));
+  // Only the models being served: a probe needs no key, so it must not make
+  // the server look on disk or add a model.
+  const auto m = name.empty() ? std::nullopt : served_model(name);
+  if (!name.empty() && !m) return send_error(res, ApiKind::kCodey, model_not_found(name, /*on_disk=*/false));
   const server::Readiness r = server::readiness(runtime.status(), stopping, m ? std::string_view(m->name) : "");
   Json j = Json{{"status", r.ready ? "ready" : "not ready"}, {"reasons", r.reasons}};
   send_json(res, j);
@@ -705,6 +788,253 @@ void Server::Impl::ready(const HttpRequest& req, HttpResponse& res) {
     res.status = 503;
     res.set_header("Retry-After", "1");
   }
+}
+
+namespace {
+
+// A pull on its own thread: its events wait in a queue for the request's
+// thread, which writes them as Ollama's NDJSON progress lines.
+struct PullJob {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Json> lines;                    // not written yet
+  std::optional<Result<PullResult>> result;  // set when the pull is over
+  bool downloading = false;                  // bytes flow: the 200 may be committed
+  std::stop_source stop;                     // the client went away, or the server stops
+  std::thread worker;
+  // Progress lines are thinned to one per 100 ms per file (and each file's last).
+  Clock::time_point last_line{};
+  std::string last_file;
+
+  ~PullJob() {
+    stop.request_stop();
+    if (worker.joinable()) worker.join();
+  }
+  void push(Json j, bool bytes = false) {
+    {
+      std::lock_guard l(mu);
+      lines.push_back(std::move(j));
+      downloading = downloading || bytes;
+    }
+    cv.notify_all();
+  }
+  void start(std::string ref, StoreOptions store) {
+    push(Json{{"status", "pulling manifest"}});
+    worker = std::thread([this, ref = std::move(ref), store = std::move(store)] {
+      PullEvents ev;
+      ev.on_status = [this](std::string_view st) {
+        if (!st.starts_with("listing")) push(Json{{"status", std::string(st)}});
+      };
+      ev.on_progress = [this](const PullProgress& p) {
+        const auto now = Clock::now();
+        if (p.file == last_file && p.completed < p.total && now - last_line < Millis(100)) return;
+        last_file = p.file;
+        last_line = now;
+        // Ollama names a layer by its digest's first 12 hex digits.
+        const std::string id = p.digest.size() > 19 ? p.digest.substr(7, 12) : p.file;
+        Json j{{"status", "pulling " + id}, {"total", p.total}, {"completed", p.completed}};
+        j["digest"] = p.digest.empty() ? p.file : p.digest;
+        push(std::move(j), true);
+      };
+      auto r = pull_model(ref, store, ev, {}, stop.get_token());
+      {
+        std::lock_guard l(mu);
+        result = std::move(r);
+      }
+      cv.notify_all();
+    });
+  }
+};
+
+int pull_status(const Error& e) {
+  switch (e.code) {
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kInvalidArgument: return 400;
+    case ErrorCode::kCancelled: return 499;
+    default: return 500;
+  }
+}
+
+}  // namespace
+
+// POST /api/pull {"model": "hf.co/OWNER/REPO:QUANT", "stream": true}: pulls
+// into codey's store with Ollama's NDJSON progress ("pulling manifest",
+// "pulling <digest>" with total / completed, "verifying sha256 digest",
+// "writing manifest", "success"). An error before any byte moves gets its
+// own status; later it is an {"error"} line. A client that goes away stops
+// the pull (the partial file stays; the next pull resumes it).
+void Server::Impl::ollama_pull(const HttpRequest& req, HttpResponse& res) {
+  constexpr ApiKind api = ApiKind::kOllama;
+  auto body = server::parse_body(req.body);
+  if (!body) return send_error(res, api, body.error());
+  auto name = server::read_string(*body, "model", "model");
+  if (!name) return send_error(res, api, name.error());
+  if (!*name) {  // older clients send "name"
+    name = server::read_string(*body, "name", "name");
+    if (!name) return send_error(res, api, name.error());
+  }
+  if (!*name || (*name)->empty())
+    return send_error(res, api, server::bad_field("model", "required: e.g. hf.co/OWNER/REPO:QUANT").error());
+  auto stream = server::read_bool(*body, "stream", "stream");
+  if (!stream) return send_error(res, api, stream.error());
+  const bool streaming = stream->value_or(true);
+  if (stopping) return send_error(res, api, shutting_down_error());
+  const std::string& model = **name;
+
+  auto respond_success = [&] {
+    if (streaming)
+      res.set_content(server::dump(Json{{"status", "pulling manifest"}}) + "\n" + server::dump(Json{{"status", "success"}}) +
+                          "\n",
+                      "application/x-ndjson");
+    else
+      send_json(res, Json{{"status", "success"}});
+  };
+  auto parsed = parse_model_ref(model);
+  if (!parsed) return send_error(res, api, make_api_error(400, "invalid_model", parsed.error().message));
+  if (parsed->kind != RefKind::kHub && parsed->kind != RefKind::kHubFile) {
+    // Nothing to download from Hugging Face: an Ollama name is fine when
+    // Ollama's store has it (codey reads it there).
+    const auto ref = client_reference(model);
+    if (ref && codey::resolve_model(*ref, opt.store)) return respond_success();
+    return send_error(res, api,
+                      make_api_error(404, "model_not_found",
+                                     fmt::format("codey pulls from Hugging Face (hf.co/OWNER/REPO:QUANT, e.g. "
+                                                 "hf.co/Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF:Q4_K_M); '{}' is not "
+                                                 "that{}", model,
+                                                 ref ? fmt::format(", nor in Ollama's store (`ollama pull {}` "
+                                                                   "fetches it there; codey reads it in place)",
+                                                                   ref->substr(7))
+                                                     : "")));
+  }
+
+  auto job = std::make_shared<PullJob>();
+  job->start(parsed->str(), opt.store);
+  const std::vector<std::string> names{model, parsed->str()};
+  auto on_done = [this, names](const Result<PullResult>& r) {
+    for (const auto& n : names) catalog.forget(n);
+    if (r) catalog.forget(r->model.serve_name());
+  };
+  // Until bytes flow or the pull ends: an early error (unknown repo, no such
+  // quantization, no disk space) gets its own status.
+  {
+    std::unique_lock l(job->mu);
+    while (!job->result && (!streaming || !job->downloading)) {
+      job->cv.wait_for(l, kPoll);
+      if (job->result || (streaming && job->downloading)) break;
+      l.unlock();
+      const bool gone = peer_closed(req.fd) || stopping;
+      l.lock();
+      if (gone) {
+        job->stop.request_stop();
+        job->cv.wait(l, [&] { return job->result.has_value(); });
+        res.status = 499;
+        return;
+      }
+    }
+    if (job->result) {
+      const Result<PullResult> r = *job->result;
+      l.unlock();
+      on_done(r);
+      if (!r) return send_error(res, api, make_api_error(pull_status(r.error()), "pull_failed", r.error().message));
+      if (!streaming) return send_json(res, Json{{"status", "success"}});
+    }
+  }
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_header("Content-Type", "application/x-ndjson");
+  const int fd = req.fd;
+  res.stream = [this, job, fd, on_done](StreamSink& sink) noexcept {
+    try {
+      std::unique_lock l(job->mu);
+      while (true) {
+        while (!job->lines.empty()) {
+          Json j = std::move(job->lines.front());
+          job->lines.pop_front();
+          l.unlock();
+          const bool ok = sink.write(server::dump(j) + "\n");
+          l.lock();
+          if (!ok) {
+            job->stop.request_stop();
+            return false;
+          }
+        }
+        if (job->result) break;
+        job->cv.wait_for(l, kPoll);
+        if (job->lines.empty() && !job->result && (stopping || peer_closed(fd))) {
+          job->stop.request_stop();
+          return false;
+        }
+      }
+      const Result<PullResult> r = *job->result;
+      l.unlock();
+      on_done(r);
+      std::string tail;
+      if (r) {
+        tail = server::dump(Json{{"status", "writing manifest"}}) + "\n" + server::dump(Json{{"status", "success"}}) + "\n";
+      } else {
+        tail = server::dump(Json{{"error", r.error().message}}) + "\n";
+      }
+      return sink.write(tail);
+    } catch (const std::exception& e) {
+      log_error("serve: /api/pull stream failed: {}", e.what());
+    } catch (...) {
+      log_error("serve: /api/pull stream failed");
+    }
+    job->stop.request_stop();
+    return false;
+  };
+}
+
+// DELETE /api/delete {"model": ...}: removes a pulled model from codey's store,
+// unloading it first (409 while requests use it). Models of other tools and
+// files named in codey.yaml are not codey's to delete.
+void Server::Impl::ollama_delete(const HttpRequest& req, HttpResponse& res) {
+  constexpr ApiKind api = ApiKind::kOllama;
+  auto body = server::parse_body(req.body);
+  if (!body) return send_error(res, api, body.error());
+  auto name = server::read_string(*body, "model", "model");
+  if (!name) return send_error(res, api, name.error());
+  if (!*name) {
+    name = server::read_string(*body, "name", "name");
+    if (!name) return send_error(res, api, name.error());
+  }
+  if (!*name || (*name)->empty())
+    return send_error(res, api, server::bad_field("model", "required: the model to delete").error());
+  if (stopping) return send_error(res, api, shutting_down_error());
+  const std::string& model = **name;
+  std::optional<std::string> ref;
+  if (auto m = runtime.find_model(model)) {
+    if (m->ref.empty())
+      return send_error(res, api,
+                        make_api_error(400, "not_deletable",
+                                       fmt::format("model '{}' is a file named in the configuration ({}), not a pulled "
+                                                   "model; codey does not delete it", model, m->path)));
+    ref = m->ref;
+  } else {
+    ref = client_reference(model);
+  }
+  auto local = ref ? codey::resolve_model(*ref, opt.store) : Result<LocalModel>(std::unexpected(Error{}));
+  if (!ref || !local) return send_error(res, api, model_not_found(model));
+  if (local->source == ModelSource::kCodey) {
+    // Whatever serves this file lets go of it first.
+    for (const auto& m : runtime.models()) {
+      auto file = model_file(m);
+      if (!(file && *file == local->path) && m.path != local->path) continue;
+      auto r = m.ref.empty() || runtime.config().find_model(m.name) ? runtime.unload(m.name) : runtime.remove_model(m.name);
+      if (!r) {
+        ApiError e = server::from_request_error(r.error());
+        if (r.error().code == RequestErrorCode::kBusy) e.status = 409;
+        return send_error(res, api, e);
+      }
+      catalog.forget(m.name);
+    }
+  }
+  auto removed = remove_model(*ref, opt.store);
+  if (!removed) return send_error(res, api, make_api_error(pull_status(removed.error()), "delete_failed", removed.error().message));
+  catalog.forget(model);
+  log_info("serve: deleted {} ({} files)", local->ref, removed->size());
+  res.status = 200;
 }
 
 void Server::Impl::setup() {
@@ -801,13 +1131,14 @@ void Server::Impl::setup() {
   auto unsupported = [](Req& req, Res& res) {
     send_error(res, api_of(req.path()),
                make_api_error(501, "not_supported",
-                              fmt::format("{} is not supported by codey (models come from codey.yaml; no embeddings)",
+                              fmt::format("{} is not supported by codey (models come from codey.yaml, codey pull or /api/pull; no embeddings)",
                                           req.path())));
   };
-  for (const char* p : {"/api/pull", "/api/push", "/api/create", "/api/copy", "/api/embed", "/api/embeddings",
-                        "/v1/embeddings", "/v1/responses"})
+  for (const char* p : {"/api/push", "/api/create", "/api/copy", "/api/embed", "/api/embeddings", "/v1/embeddings",
+                        "/v1/responses"})
     h.route("POST", p, unsupported);
-  h.route("DELETE", "/api/delete", unsupported);
+  h.route("POST", "/api/pull", [this](Req& req, Res& res) { ollama_pull(req, res); });
+  h.route("DELETE", "/api/delete", [this](Req& req, Res& res) { ollama_delete(req, res); });
   h.route("POST", "/v1/images/{*}", unsupported);
   h.route("POST", "/v1/audio/{*}", unsupported);
 }

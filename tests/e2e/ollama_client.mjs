@@ -145,7 +145,7 @@ await check('errors', async () => {
   await expectError(404, 'missing-model', () => ollama.generate({ model: 'missing-model', prompt: 'x' }));
   await expectError(400, 'options.top_k', () => ollama.generate({ model, prompt: 'x', options: { top_k: -5 } }));
   await expectError(400, 'images', () => ollama.generate({ model, prompt: 'x', images: ['aGVsbG8='] }));
-  await expectError(501, 'not supported', () => ollama.pull({ model: 'llama3' }));
+  await expectError(404, 'codey pulls from Hugging Face', () => ollama.pull({ model: 'no-such-model-xyz' }));
 });
 
 await check('unload by keep_alive 0', async () => {

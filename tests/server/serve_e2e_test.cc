@@ -134,7 +134,8 @@ TEST_F(Serve, BadRequestsGetTheirStatusAndShape) {
       {"/api/chat", R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function",
         "function":{"name":"f"}}]})",
        400, "does not support tools"},
-      {"/api/pull", R"({"model":"llama3"})", 501, "not supported"},
+      {"/api/pull", R"({"model":"no-such-model-xyz"})", 404, "codey pulls from Hugging Face"},
+      {"/api/create", R"({"model":"x"})", 501, "not supported"},
   };
   for (const auto& c : cases) {
     Http h = curl("POST", url() + c.path, c.body);
