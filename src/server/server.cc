@@ -721,19 +721,27 @@ void Server::Impl::ollama_ps(HttpResponse& res) {
   send_json(res, Json{{"models", std::move(models)}});
 }
 
+namespace {
+
+// The model an Ollama request names: "model", or "name" from older clients.
+// Required; `what` says what it should be.
+server::ApiResult<std::string> ollama_model_name(const Json& body, std::string_view what) {
+  auto name = server::read_string(body, "model", "model");
+  if (name && !*name) name = server::read_string(body, "name", "name");
+  if (!name) return std::unexpected(name.error());
+  if (!*name || (*name)->empty()) return server::bad_field("model", fmt::format("required: {}", what));
+  return std::move(**name);
+}
+
+}  // namespace
+
 void Server::Impl::ollama_show(const HttpRequest& req, HttpResponse& res) {
   auto body = server::parse_body(req.body);
   if (!body) return send_error(res, ApiKind::kOllama, body.error());
-  auto name = server::read_string(*body, "model", "model");
+  auto name = ollama_model_name(*body, "the name of a configured model");
   if (!name) return send_error(res, ApiKind::kOllama, name.error());
-  if (!*name) {  // older clients send "name"
-    name = server::read_string(*body, "name", "name");
-    if (!name) return send_error(res, ApiKind::kOllama, name.error());
-  }
-  if (!*name || (*name)->empty())
-    return send_error(res, ApiKind::kOllama, server::bad_field("model", "required: the name of a configured model").error());
-  const auto m = resolve_model(**name);
-  if (!m) return send_error(res, ApiKind::kOllama, model_not_found(**name));
+  const auto m = resolve_model(*name);
+  if (!m) return send_error(res, ApiKind::kOllama, model_not_found(*name));
   auto info = catalog.info(*m);
   if (!info) return send_error(res, ApiKind::kOllama, info.error());
   const auto& i = **info;
@@ -867,19 +875,13 @@ void Server::Impl::ollama_pull(const HttpRequest& req, HttpResponse& res) {
   constexpr ApiKind api = ApiKind::kOllama;
   auto body = server::parse_body(req.body);
   if (!body) return send_error(res, api, body.error());
-  auto name = server::read_string(*body, "model", "model");
+  auto name = ollama_model_name(*body, "e.g. hf.co/OWNER/REPO:QUANT");
   if (!name) return send_error(res, api, name.error());
-  if (!*name) {  // older clients send "name"
-    name = server::read_string(*body, "name", "name");
-    if (!name) return send_error(res, api, name.error());
-  }
-  if (!*name || (*name)->empty())
-    return send_error(res, api, server::bad_field("model", "required: e.g. hf.co/OWNER/REPO:QUANT").error());
   auto stream = server::read_bool(*body, "stream", "stream");
   if (!stream) return send_error(res, api, stream.error());
   const bool streaming = stream->value_or(true);
   if (stopping) return send_error(res, api, shutting_down_error());
-  const std::string& model = **name;
+  const std::string& model = *name;
 
   auto respond_success = [&] {
     if (streaming)
@@ -993,16 +995,10 @@ void Server::Impl::ollama_delete(const HttpRequest& req, HttpResponse& res) {
   constexpr ApiKind api = ApiKind::kOllama;
   auto body = server::parse_body(req.body);
   if (!body) return send_error(res, api, body.error());
-  auto name = server::read_string(*body, "model", "model");
+  auto name = ollama_model_name(*body, "the model to delete");
   if (!name) return send_error(res, api, name.error());
-  if (!*name) {
-    name = server::read_string(*body, "name", "name");
-    if (!name) return send_error(res, api, name.error());
-  }
-  if (!*name || (*name)->empty())
-    return send_error(res, api, server::bad_field("model", "required: the model to delete").error());
   if (stopping) return send_error(res, api, shutting_down_error());
-  const std::string& model = **name;
+  const std::string& model = *name;
   std::optional<std::string> ref;
   if (auto m = runtime.find_model(model)) {
     if (m->ref.empty())

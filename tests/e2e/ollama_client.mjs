@@ -3,28 +3,11 @@
 // JSON format, load/unload by empty prompt, abort mid-stream, and errors.
 // Usage: node ollama_client.mjs <base-url> <model> [api-key]
 // Exits non-zero with a message on the first failed check.
-import { Ollama } from 'ollama';
 import assert from 'node:assert/strict';
 import { check } from './check.mjs';
+import { connect, expectError } from './ollama_common.mjs';
 
-const [host, model, apiKey] = process.argv.slice(2);
-if (!host || !model) {
-  console.error('usage: node ollama_client.mjs <base-url> <model> [api-key]');
-  process.exit(2);
-}
-const headers = apiKey ? { Authorization: `Bearer ${apiKey}` } : undefined;
-const ollama = new Ollama({ host, headers });
-
-async function expectError(status, substring, fn) {
-  try {
-    await fn();
-  } catch (e) {
-    assert.equal(e.status_code, status, `status: ${e.message}`);
-    if (substring) assert.ok(String(e.message).includes(substring), `"${e.message}" should mention "${substring}"`);
-    return;
-  }
-  assert.fail(`expected HTTP ${status}`);
-}
+const { ollama, model } = connect('ollama_client.mjs');
 
 // No end-of-generation before num_predict: a fixed token count to check against.
 const sample = { temperature: 0.8, seed: 5 };

@@ -2,28 +2,11 @@
 // pull (streamed progress and not), list, generate with the pulled model,
 // errors, delete. The server's Hub is a stand-in on loopback.
 // Usage: node ollama_pull.mjs <base-url> <hf-model> <api-key>
-import { Ollama } from 'ollama';
 import assert from 'node:assert/strict';
 import { check } from './check.mjs';
+import { connect, expectError } from './ollama_common.mjs';
 
-const [host, model, apiKey] = process.argv.slice(2);
-if (!host || !model) {
-  console.error('usage: node ollama_pull.mjs <base-url> <hf-model> [api-key]');
-  process.exit(2);
-}
-const headers = apiKey ? { Authorization: `Bearer ${apiKey}` } : undefined;
-const ollama = new Ollama({ host, headers });
-
-async function expectError(status, substring, fn) {
-  try {
-    await fn();
-  } catch (e) {
-    assert.equal(e.status_code, status, `status: ${e.message}`);
-    if (substring) assert.ok(String(e.message).includes(substring), `"${e.message}" should mention "${substring}"`);
-    return;
-  }
-  assert.fail(`expected HTTP ${status}`);
-}
+const { ollama, model } = connect('ollama_pull.mjs');
 
 await check('pull streams progress', async () => {
   const stream = await ollama.pull({ model, stream: true });
