@@ -106,6 +106,24 @@ TEST(PullCli, FailuresSayWhatToDoAndLeaveNoHalfFile) {
   EXPECT_NE(offline.out.find("127.0.0.1:9"), std::string::npos) << offline.out;
 }
 
+// On a terminal (util-linux `script` gives the command a pty) the pull draws
+// a progress bar in place: bytes, percent, speed and time left. The Hub sends
+// the file in 64 KiB chunks 10 ms apart, so the pull takes over a second and
+// the bar is redrawn (every 100 ms) while the speed is known.
+TEST(PullCli, OnATerminalAProgressBarShowsBytesSpeedAndTimeLeft) {
+  if (testing::run_shell("command -v script >/dev/null").exit_code != 0) GTEST_SKIP() << "no script(1) for a pty";
+  Cli cli;
+  cli.hub.add_repo("o/Tiny-GGUF", tiny_repo());
+  cli.hub.set_faults({.throttle_ms = 10});
+  const std::string cmd = cli.env() + " " + shell_quote(CODEY_BINARY) + " pull hf.co/o/Tiny-GGUF:Q4_K_M";
+  auto r = testing::run_shell("script -qec " + shell_quote(cmd) + " /dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("\r\033[K[#"), std::string::npos) << "drawn in place";
+  EXPECT_NE(r.out.find("] 100% 9.37 MiB / 9.37 MiB"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/s ETA "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("pulled hf.co/o/Tiny-GGUF:Q4_K_M"), std::string::npos) << r.out;
+}
+
 TEST(PullCli, TwoProcessesPullingOneFileShareTheTransfer) {
   Cli cli;
   cli.hub.add_repo("o/Tiny-GGUF", tiny_repo());
