@@ -119,7 +119,7 @@ TEST(PullCli, OnATerminalAProgressBarShowsBytesSpeedAndTimeLeft) {
   auto r = testing::run_shell("script -qec " + shell_quote(cmd) + " /dev/null");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("\r\033[K[#"), std::string::npos) << "drawn in place";
-  EXPECT_NE(r.out.find("] 100% 9.37 MiB / 9.37 MiB"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("] 100% 9.4 MiB / 9.4 MiB"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("/s ETA "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("pulled hf.co/o/Tiny-GGUF:Q4_K_M"), std::string::npos) << r.out;
 }
