@@ -20,7 +20,9 @@ FLAGS=(-std=c++2b -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-saniti
 case $TARGET in
   gguf) srcs=(src/gguf/*.cc src/tensor/*.cc src/base/*.cc); libs=(-lfmt); max_len=8192 ;;
   http) srcs=(src/server/http_parse.cc src/base/*.cc); libs=(-lfmt -lz); max_len=4096 ;;
-  request) srcs=(src/server/requests.cc src/server/api.cc src/runtime/config.cc src/runtime/status.cc src/tensor/types.cc src/chat/*.cc src/base/*.cc); libs=(-lfmt -lyaml-cpp); max_len=4096 ;;
+  # config.cc resolves model references (path: hf.co/...) through store, which reads GGUF headers (gguf)
+  # and downloads with net (libcurl, libcrypto).
+  request) srcs=(src/server/requests.cc src/server/api.cc src/runtime/config.cc src/runtime/status.cc src/store/*.cc src/net/*.cc src/gguf/*.cc src/tensor/*.cc src/chat/*.cc src/base/*.cc); libs=(-lfmt -lyaml-cpp -lcurl -lcrypto); max_len=4096 ;;
   template) srcs=(src/chat/*.cc src/base/*.cc); libs=(-lfmt); max_len=4096 ;;
   *) echo "fuzz/run.sh: unknown target '$TARGET' (gguf, http, request, template)" >&2; exit 2 ;;
 esac
