@@ -23,6 +23,7 @@
 #include "codey/base.h"
 #include "codey/runtime.h"
 #include "codey/tokenizer.h"
+#include "codey/tool_calls.h"
 
 namespace codey {
 
@@ -160,23 +161,17 @@ class GrammarConstraint final : public TokenConstraint {
 
 // -------------------------------------------------------------- tool calls --
 
-// How a model's chat template asks for tool calls.
-enum class ToolCallFormat {
-  kJson,           // {"name": "x", "arguments": {...}} (templates without their own syntax)
-  kHermes,         // Qwen 2.5 / Hermes: <tool_call>\n{"name": ..., "arguments": ...}\n</tool_call>
-  kLlama3,         // Llama 3.1/3.2: {"name": ..., "parameters": ...}
-  kMistral,        // [TOOL_CALLS][{"name": ..., "arguments": ...}]
-  kFunctionGemma,  // <start_function_call>call:x{key:<escape>v<escape>}<end_function_call>
-};
-std::string_view tool_call_format_name(ToolCallFormat f);
-// From the template's source text (the markers it renders).
-ToolCallFormat detect_tool_call_format(std::string_view chat_template);
-// Whether the template renders a `tools` list at all (else the router puts
-// the routes in its prompt itself).
-bool template_renders_tools(std::string_view chat_template);
-// One call, without arguments, to one of `names`, in the format's syntax.
+// The formats, their detection, rendering and parsing are the chat layer's
+// (codey/tool_calls.h), shared with `codey serve`; the router uses them so:
+//
+// The syntax the router's call is written in: the template's own, or JSON
+// when the template takes no tools (the routes are then in the prompt).
+ToolCallFormat router_call_format(std::string_view chat_template);
+// One call, without arguments, to one of `names`: exactly the text
+// render_tool_calls writes for it.
 Grammar tool_choice_grammar(ToolCallFormat f, std::span<const std::string> names);
-// The name called in a text of that grammar's language (nullopt otherwise).
+// The name of the first call in `text` (parse_tool_calls) if it is one of
+// `names` (nullopt otherwise).
 std::optional<std::string> parse_tool_choice(ToolCallFormat f, std::string_view text,
                                              std::span<const std::string> names);
 // OpenAI-style tool schemas, one argument-less function per route.

@@ -93,8 +93,8 @@ RouteDecision Assistant::route(std::string_view task, std::stop_token cancel) {
   auto mt = model_text(router);
   if (!mt) return fallback(fmt::format("router '{}' unusable ({})", router, mt.error().message));
   const std::string tmpl = (*mt)->chat_template.value_or(std::string(kChatMlTemplate));
-  const ToolCallFormat format = detect_tool_call_format(tmpl);
-  const bool native_tools = template_renders_tools(tmpl);
+  const ToolCallFormat format = router_call_format(tmpl);
+  const bool native_tools = detect_tool_call_format(tmpl) != ToolCallFormat::kNone;
   std::vector<std::string> names;
   for (const auto& r : routes_) names.push_back(r.name);
 

@@ -87,7 +87,7 @@ ApiResult<std::shared_ptr<const ModelInfo>> ModelCatalog::info(const ModelConfig
   info->n_vocab = static_cast<int64_t>(s->n_vocab);
   if (auto t = file->get_string("tokenizer.chat_template")) {
     info->chat_template = std::string(*t);
-    info->tool_format = detect_tool_format(*t);
+    info->tool_format = detect_tool_call_format(*t);
   }
   struct stat st {};
   if (::stat(path->c_str(), &st) == 0) {

@@ -14,7 +14,7 @@
 #include "codey/runtime.h"
 #include "server/api.h"
 #include "server/json_constraint.h"
-#include "server/tool_calls.h"
+#include "codey/tool_calls.h"
 
 namespace codey::server {
 
@@ -29,7 +29,7 @@ struct ModelInfo {
   int64_t n_ctx_train = 0;
   int64_t n_vocab = 0;            // tokens in the vocabulary
   std::optional<std::string> chat_template;
-  ToolFormat tool_format = ToolFormat::kNone;
+  ToolCallFormat tool_format = ToolCallFormat::kNone;
   std::chrono::system_clock::time_point modified;
   std::string digest;             // identity of (path, size, mtime); not a content hash
   Json metadata = Json::object(); // scalar GGUF metadata (Ollama's model_info)

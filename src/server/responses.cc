@@ -14,7 +14,7 @@ int64_t ns(double seconds) { return static_cast<int64_t>(std::llround(seconds * 
 }  // namespace
 
 ResponseBuilder::ResponseBuilder(ResponseContext ctx)
-    : ctx_(std::move(ctx)), tools_(ctx_.tool_format), rng_(std::random_device{}()) {}
+    : ctx_(std::move(ctx)), tools_(ctx_.tool_format, ctx_.tools), rng_(std::random_device{}()) {}
 
 Json ResponseBuilder::openai_chunk_base() const { return openai_base(/*chunk=*/true); }
 

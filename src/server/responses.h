@@ -10,7 +10,7 @@
 
 #include "server/api.h"
 #include "server/requests.h"
-#include "server/tool_calls.h"
+#include "codey/tool_calls.h"
 
 namespace codey::server {
 
@@ -22,7 +22,8 @@ struct ResponseContext {
   std::string model;  // the configured model name
   std::string id;     // OpenAI object id ("chatcmpl-...", "cmpl-...")
   std::chrono::system_clock::time_point created = std::chrono::system_clock::now();
-  ToolFormat tool_format = ToolFormat::kNone;  // kNone unless the request had tools
+  ToolCallFormat tool_format = ToolCallFormat::kNone;  // kNone unless the request had tools
+  Json tools;  // the request's tool schemas: they type the arguments of some formats
   std::string fingerprint = "codey";
 };
 

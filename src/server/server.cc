@@ -551,12 +551,12 @@ void Server::Impl::generate(const HttpRequest& req, HttpResponse& res,
   p.gen.model = m->name;
   if (p.special != server::Special::kNone) return load_special(res, p, *m);
 
-  server::ToolFormat tool_format = server::ToolFormat::kNone;
+  ToolCallFormat tool_format = ToolCallFormat::kNone;
   if (p.has_tools) {
     auto info = catalog.info(*m);
     if (!info) return send_error(res, api, info.error());
     tool_format = (*info)->tool_format;
-    if (tool_format == server::ToolFormat::kNone)
+    if (tool_format == ToolCallFormat::kNone)
       return send_error(res, api,
                         server::bad_field("tools", fmt::format("the chat template of model '{}' does not support tools",
                                                                m->name))
@@ -586,6 +586,7 @@ void Server::Impl::generate(const HttpRequest& req, HttpResponse& res,
   ctx.model = m->name;
   ctx.id = fmt::format("{}-{}", endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl", random_hex(12));
   ctx.tool_format = tool_format;
+  if (tool_format != ToolCallFormat::kNone) ctx.tools = p.gen.tools;
   ctx.fingerprint = "codey-" + opt.version;
   auto job = std::make_shared<Job>(this, std::move(ctx));
   job->model = m->name;
@@ -746,7 +747,7 @@ void Server::Impl::ollama_show(const HttpRequest& req, HttpResponse& res) {
   if (!info) return send_error(res, ApiKind::kOllama, info.error());
   const auto& i = **info;
   Json caps = Json::array({"completion"});
-  if (i.tool_format != server::ToolFormat::kNone) caps.push_back("tools");
+  if (i.tool_format != ToolCallFormat::kNone) caps.push_back("tools");
   if (auto tok = catalog.tokenizer(*m); tok && (*tok)->has_fim) caps.push_back("insert");
   std::string params;
   for (const auto& s : m->stop) params += fmt::format("stop \"{}\"\n", s);

@@ -72,9 +72,10 @@ inline std::string synth_tiny(const std::string& arch, uint64_t seed, const std:
   o.seed = seed;
   o.threads = 1;
   o.vocab_path = vocab;
-  o.output = fmt::format("{}/{}.gguf", temp_dir(), key.size() > 60 ? fmt::format("m{}", made.size()) : key);
-  for (auto& c : o.output)
-    if (c == ' ') c = '_';
+  std::string name = key.size() > 60 ? fmt::format("m{}", made.size()) : key;
+  for (auto& c : name)
+    if (c == ' ' || c == '/') c = '_';  // a vocab's path is part of the key
+  o.output = fmt::format("{}/{}.gguf", temp_dir(), name);
   auto r = synth_model(o);
   if (!r) {
     ADD_FAILURE() << r.error().message;

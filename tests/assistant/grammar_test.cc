@@ -13,6 +13,7 @@
 #include "codey/chat.h"
 #include "codey/gguf.h"
 #include "testing/testing.h"
+#include "testing/tool_call_cases.h"
 
 namespace codey {
 namespace {
@@ -278,8 +279,7 @@ TEST(GrammarConstraint, RandomLogitsAlwaysGiveAValidRoute) {
   auto index = VocabIndex::build(tok);
   std::vector<std::string> names{"coder", "algorithm", "chat", "code-review"};
   std::mt19937 rng(1234);
-  for (auto f : {ToolCallFormat::kJson, ToolCallFormat::kHermes, ToolCallFormat::kLlama3, ToolCallFormat::kMistral,
-                 ToolCallFormat::kFunctionGemma}) {
+  for (auto f : kToolCallFormats) {
     SCOPED_TRACE(std::string(tool_call_format_name(f)));
     std::map<std::string, int> seen;
     for (int trial = 0; trial < 40; ++trial) {
@@ -407,10 +407,33 @@ TEST(ToolCalls, FormatsDetectedFromTemplates) {
   EXPECT_EQ(detect_tool_call_format(read("Qwen-Qwen2.5-7B-Instruct.jinja")), ToolCallFormat::kHermes);
   EXPECT_EQ(detect_tool_call_format(read("meta-llama-Llama-3.1-8B-Instruct.jinja")), ToolCallFormat::kLlama3);
   EXPECT_EQ(detect_tool_call_format(read("mistralai-Mistral-Nemo-Instruct-2407.jinja")), ToolCallFormat::kMistral);
-  EXPECT_EQ(detect_tool_call_format(std::string(kChatMlTemplate)), ToolCallFormat::kJson);
-  EXPECT_TRUE(template_renders_tools(read("Qwen-Qwen2.5-7B-Instruct.jinja")));
-  EXPECT_FALSE(template_renders_tools(std::string(kChatMlTemplate)));
+  EXPECT_EQ(detect_tool_call_format(read("Qwen3-Coder.jinja")), ToolCallFormat::kQwen3Coder);
+  // ChatML takes no tools: the router writes JSON, the routes in its prompt.
+  EXPECT_EQ(detect_tool_call_format(std::string(kChatMlTemplate)), ToolCallFormat::kNone);
+  EXPECT_EQ(router_call_format(std::string(kChatMlTemplate)), ToolCallFormat::kJson);
+  EXPECT_EQ(router_call_format(read("Qwen3-Coder.jinja")), ToolCallFormat::kQwen3Coder);
   EXPECT_EQ(detect_tool_call_format("{{ '<start_function_call>' }}"), ToolCallFormat::kFunctionGemma);
+}
+
+// `codey task`'s side of the shared table (tests/testing/tool_call_cases.h;
+// tests/server runs it through `codey serve`'s responses): the router reads
+// the first call's name from every format's replies and nothing from the
+// malformed ones, and its grammar admits exactly the rendered calls.
+TEST(ToolCalls, SharedTableThroughTheRouter) {
+  for (const auto& c : testing::tool_call_cases()) {
+    SCOPED_TRACE(c.what);
+    EXPECT_EQ(router_call_format(c.chat_template), c.format);
+    const std::vector<std::string> names{"get_weather", "read_file"};
+    const auto name = parse_tool_choice(c.format, c.reply, names);
+    if (c.calls.empty()) {
+      EXPECT_FALSE(name.has_value());
+    } else {
+      EXPECT_EQ(name, std::optional<std::string>(c.calls.front().name));
+    }
+    EXPECT_FALSE(parse_tool_choice(c.format, c.reply, std::vector<std::string>{"other"}).has_value());
+    Grammar g = tool_choice_grammar(c.format, names);
+    for (const auto& n : names) EXPECT_TRUE(g.matches(render_tool_calls(c.format, std::vector<ToolCall>{{n}})));
+  }
 }
 
 TEST(ToolCalls, CanonicalCallsMatchAndParse) {
@@ -424,6 +447,7 @@ TEST(ToolCalls, CanonicalCallsMatchAndParse) {
       {ToolCallFormat::kLlama3, R"({"name": "chat", "parameters": {}})"},
       {ToolCallFormat::kMistral, R"([TOOL_CALLS][{"name": "chat", "arguments": {}}])"},
       {ToolCallFormat::kFunctionGemma, "<start_function_call>call:chat{}<end_function_call>"},
+      {ToolCallFormat::kQwen3Coder, "<tool_call>\n<function=chat>\n</function>\n</tool_call>"},
   };
   for (const auto& c : cases) {
     Grammar g = tool_choice_grammar(c.f, names);

@@ -321,6 +321,7 @@ TEST(SynthRouter, RandomWeightsAlwaysGiveAConfiguredRoute) {
       {"qwen2", testing::vocab_with_template("Qwen-Qwen2.5-7B-Instruct.jinja"), ToolCallFormat::kHermes},
       {"llama", testing::vocab_with_template("functiongemma-like", kFunctionGemmaLikeTemplate),
        ToolCallFormat::kFunctionGemma},
+      {"qwen2", testing::vocab_with_template("Qwen3-Coder.jinja"), ToolCallFormat::kQwen3Coder},
   };
   const std::vector<std::string> tasks = {kTask, "What is a closure?", "Find the shortest path in a grid",
                                           "Fix the bug in parser.c"};
@@ -343,7 +344,7 @@ TEST(SynthRouter, RandomWeightsAlwaysGiveAConfiguredRoute) {
       Assistant a(**rt, testing::temp_dir());
       auto mt = a.model_text("router");
       ASSERT_TRUE(mt.has_value());
-      EXPECT_EQ(detect_tool_call_format((*mt)->chat_template.value_or("")), c.format);
+      EXPECT_EQ(router_call_format((*mt)->chat_template.value_or("")), c.format);
       for (const auto& t : tasks) {
         const RouteDecision d = a.route(t);
         ASSERT_TRUE(d.by_model) << d.reason;

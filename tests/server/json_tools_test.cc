@@ -1,11 +1,11 @@
-// JSON mode (src/server/json_constraint.cc) and tool-call parsing
-// (src/server/tool_calls.cc).
+// JSON mode (src/server/json_constraint.cc). Tool calls: tests/chat (the
+// parser, src/chat/tool_calls.cc) and responses_test.cc (the server's side).
 #include <random>
 
 #include <gtest/gtest.h>
 
+#include "server/api.h"
 #include "server/json_constraint.h"
-#include "server/tool_calls.h"
 
 namespace codey::server {
 namespace {
@@ -134,92 +134,6 @@ TEST(JsonConstraint, RandomSamplingUnderTheMaskYieldsValidJson) {
     }
   }
   EXPECT_GT(completed, 10);
-}
-
-TEST(ToolFormat, DetectedFromTheTemplate) {
-  EXPECT_EQ(detect_tool_format("{% for m in messages %}{{ m.content }}{% endfor %}"), ToolFormat::kNone);
-  EXPECT_EQ(detect_tool_format("{%- if tools %}<tool_call>{% endif %}"), ToolFormat::kHermes);
-  EXPECT_EQ(detect_tool_format("{%- if tools %}[TOOL_CALLS]{% endif %}"), ToolFormat::kMistral);
-  EXPECT_EQ(detect_tool_format("{%- if tools is not none %}{{ tools | tojson }}{% endif %}"), ToolFormat::kJson);
-  EXPECT_EQ(detect_tool_format("{{ mytools }}"), ToolFormat::kNone);  // a word containing "tools" is not it
-}
-
-TEST(ToolCallParser, HermesSplitsContentAndCalls) {
-  ToolCallParser p(ToolFormat::kHermes);
-  std::string shown;
-  for (std::string_view piece : {"Let me check", ". <tool", "_call>\n{\"name\": \"get\", ", "\"arguments\": {\"city\": \"Oslo\"}}",
-                                 "\n</tool_call>\n<tool_call>{\"name\":\"t\",\"arguments\":\"{\\\"x\\\":1}\"}</tool_call>"})
-    shown += p.push(piece);
-  EXPECT_EQ(shown, "Let me check. ");
-  auto out = p.finish();
-  EXPECT_EQ(out.content, "");
-  ASSERT_EQ(out.calls.size(), 2u);
-  EXPECT_EQ(out.calls[0].name, "get");
-  EXPECT_EQ(out.calls[0].arguments["city"], "Oslo");
-  EXPECT_EQ(out.calls[1].name, "t");
-  EXPECT_EQ(out.calls[1].arguments["x"], 1);
-}
-
-TEST(ToolCallParser, HermesHoldsOnlyWhatMayBeAMarker) {
-  ToolCallParser p(ToolFormat::kHermes);
-  EXPECT_EQ(p.push("a <to"), "a ");
-  EXPECT_EQ(p.push("p> b"), "<top> b");
-  auto out = p.finish();
-  EXPECT_EQ(out.content, "");
-  EXPECT_TRUE(out.calls.empty());
-  ToolCallParser q(ToolFormat::kHermes);
-  EXPECT_EQ(q.push("x <"), "x ");
-  auto end = q.finish();
-  EXPECT_EQ(end.content, "<");  // held text comes out at the end
-}
-
-TEST(ToolCallParser, BrokenCallsAreContent) {
-  ToolCallParser p(ToolFormat::kHermes);
-  p.push("<tool_call>{\"name\": oops}</tool_call>");
-  auto out = p.finish();
-  EXPECT_TRUE(out.calls.empty());
-  EXPECT_EQ(out.content, "<tool_call>{\"name\": oops}</tool_call>");
-}
-
-// A model can write nesting as deep as it likes; its output is parsed within
-// the request limits, and a call nested beyond them is content, not a crash.
-TEST(ToolCallParser, DeepModelOutputIsContent) {
-  std::string deep = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
-  ToolCallParser p(ToolFormat::kHermes);
-  p.push("<tool_call>{\"name\": \"f\", \"arguments\": " + deep + "}</tool_call>");
-  auto out = p.finish();
-  EXPECT_TRUE(out.calls.empty());
-  std::string args = "\"{\\\"a\\\":" + std::string(100000, '[') + std::string(100000, ']') + "}\"";
-  ToolCallParser q(ToolFormat::kHermes);
-  q.push("<tool_call>{\"name\": \"f\", \"arguments\": " + args + "}</tool_call>");
-  auto out2 = q.finish();  // the arguments string is parsed again, within the limits: not a call
-  EXPECT_TRUE(out2.calls.empty());
-  EXPECT_NE(out2.content.find("<tool_call>"), std::string::npos);
-}
-
-TEST(ToolCallParser, JsonAndMistralFormats) {
-  ToolCallParser j(ToolFormat::kJson);
-  EXPECT_EQ(j.push("  {\"name\": \"f\", "), "");
-  EXPECT_EQ(j.push("\"parameters\": {\"a\": [1]}}"), "");
-  auto out = j.finish();
-  ASSERT_EQ(out.calls.size(), 1u);
-  EXPECT_EQ(out.calls[0].arguments["a"][0], 1);
-
-  ToolCallParser text(ToolFormat::kJson);
-  EXPECT_EQ(text.push(" Hello"), " Hello");
-  EXPECT_EQ(text.push(" {\"name\":\"f\"}"), " {\"name\":\"f\"}");  // a reply that began as text stays text
-  EXPECT_TRUE(text.finish().calls.empty());
-
-  ToolCallParser tag(ToolFormat::kJson);
-  EXPECT_EQ(tag.push("<|python"), "");
-  EXPECT_EQ(tag.push("_tag|>{\"name\":\"g\",\"parameters\":{}}"), "");
-  ASSERT_EQ(tag.finish().calls.size(), 1u);
-
-  ToolCallParser m(ToolFormat::kMistral);
-  EXPECT_EQ(m.push("[TOOL_CALLS] [{\"name\":\"a\",\"arguments\":{}},{\"name\":\"b\",\"arguments\":{\"z\":2}}]"), "");
-  auto mo = m.finish();
-  ASSERT_EQ(mo.calls.size(), 2u);
-  EXPECT_EQ(mo.calls[1].arguments["z"], 2);
 }
 
 }  // namespace

@@ -2,9 +2,13 @@
 // Prometheus text (src/server/metrics.cc), fed with hand-made events.
 #include "server/responses.h"
 
+#include <cctype>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "server/metrics.h"
+#include "testing/tool_call_cases.h"
 
 namespace codey::server {
 namespace {
@@ -118,7 +122,7 @@ TEST(Responses, OpenAiNonStreaming) {
 
 TEST(Responses, OpenAiToolCalls) {
   auto c = ctx(ApiKind::kOpenAi, Endpoint::kChat, false);
-  c.tool_format = ToolFormat::kHermes;
+  c.tool_format = ToolCallFormat::kHermes;
   ResponseBuilder b(c);
   b.text("<tool_call>{\"name\":\"get\",\"arguments\":{\"q\":\"x\"}}</tool_call>");
   Json j = b.body(done_event());
@@ -143,6 +147,79 @@ TEST(Responses, OpenAiToolCalls) {
   EXPECT_EQ(frames[2]["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
   EXPECT_EQ(frames[2]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "f");
   EXPECT_EQ(frames[3]["choices"][0]["finish_reason"], "tool_calls");
+}
+
+// `codey serve`'s side of the shared table (tests/testing/tool_call_cases.h;
+// tests/assistant runs it through `codey task`'s router): every format, both
+// APIs, streamed in small pieces and whole. The calls come out as the API
+// writes them (OpenAI: arguments a JSON string; Ollama: an object) and a reply
+// that is not a call is all content.
+TEST(Responses, SharedToolCallTableThroughBothApis) {
+  auto trimmed = [](std::string s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
+    return s;
+  };
+  for (const auto& c : testing::tool_call_cases()) {
+    SCOPED_TRACE(c.what);
+    for (ApiKind api : {ApiKind::kOpenAi, ApiKind::kOllama}) {
+      for (bool stream : {false, true}) {
+        SCOPED_TRACE(fmt::format("{} stream={}", api == ApiKind::kOpenAi ? "openai" : "ollama", stream));
+        auto cx = ctx(api, Endpoint::kChat, stream);
+        cx.tool_format = detect_tool_call_format(c.chat_template);  // as the catalog does
+        cx.tools = testing::weather_tools();
+        ResponseBuilder b(cx);
+        std::string wire = b.open();
+        for (size_t i = 0; i < c.reply.size(); i += 3) wire += b.text(std::string_view(c.reply).substr(i, 3));
+        std::vector<Json> messages;  // the message objects / deltas, in order
+        std::string finish;
+        if (!stream) {
+          Json body = b.body(done_event());
+          if (api == ApiKind::kOpenAi) {
+            messages.push_back(body["choices"][0]["message"]);
+            finish = body["choices"][0]["finish_reason"];
+          } else {
+            messages.push_back(body["message"]);
+          }
+        } else {
+          wire += b.finish(done_event());
+          if (api == ApiKind::kOpenAi) {
+            for (const auto& f : sse_frames(wire)) {
+              if (!f.is_object() || f["choices"].empty()) continue;
+              messages.push_back(f["choices"][0]["delta"]);
+              if (!f["choices"][0]["finish_reason"].is_null()) finish = f["choices"][0]["finish_reason"];
+            }
+          } else {
+            for (const auto& l : ndjson_lines(wire)) messages.push_back(l["message"]);
+          }
+        }
+        std::string content;
+        std::vector<ToolCall> calls;
+        for (const auto& m : messages) {
+          if (m.contains("content") && m["content"].is_string()) content += m["content"].get<std::string>();
+          if (!m.contains("tool_calls")) continue;
+          for (const auto& tc : m["tool_calls"]) {
+            const Json& args = tc["function"]["arguments"];
+            if (api == ApiKind::kOpenAi) {
+              EXPECT_TRUE(args.is_string());
+              EXPECT_TRUE(tc["id"].get<std::string>().starts_with("call_"));
+            } else {
+              EXPECT_TRUE(args.is_object());
+            }
+            calls.push_back(ToolCall{tc["function"]["name"], args.is_string() ? Json::parse(args.get<std::string>()) : args});
+          }
+        }
+        EXPECT_EQ(calls, c.calls);
+        EXPECT_EQ(trimmed(content), c.content);
+        if (c.calls.empty()) {
+          EXPECT_EQ(content, c.reply);
+        }
+        if (api == ApiKind::kOpenAi) {
+          EXPECT_EQ(finish, c.calls.empty() ? "stop" : "tool_calls");
+        }
+      }
+    }
+  }
 }
 
 TEST(Responses, OllamaStreamAndBody) {
@@ -179,7 +256,7 @@ TEST(Responses, OllamaStreamAndBody) {
   EXPECT_EQ(j["total_duration"], 1000000000);
 
   auto tc = ctx(ApiKind::kOllama, Endpoint::kChat, false);
-  tc.tool_format = ToolFormat::kHermes;
+  tc.tool_format = ToolCallFormat::kHermes;
   ResponseBuilder t(tc);
   t.text("<tool_call>{\"name\":\"f\",\"arguments\":{\"a\":1}}</tool_call>");
   Json tj = t.body(done_event());
