@@ -175,6 +175,9 @@ const KernelTable& kernels();
 // A table by name ("ref", "avx2", "avx512") if compiled in and supported by
 // this CPU, else nullptr. For tests that compare every ISA against ref.
 const KernelTable* kernel_table(std::string_view name);
+// The CPU features (CpuFeatures::names()) table `name` needs; a superset of
+// the -m flags its units are compiled with. Empty for ref and unknown names.
+std::vector<std::string_view> isa_requirements(std::string_view name);
 // Names of every table this CPU supports, ref first.
 std::vector<std::string_view> available_isas();
 

@@ -176,6 +176,11 @@ struct ModelLoadOptions {
   // mapping, not the caller's buffer): release the pages of repacked
   // matrices there too, so memory holds one copy of the weights.
   bool release_source = false;
+  // The kernel table the model's matrices are laid out for and its contexts
+  // compute with (e.g. kernels::kernel_table("ref") to check the SIMD tables
+  // against the scalar ones on the same model in one process); null = the
+  // process's choice (kernels::kernels(): CODEY_ISA, else the best the CPU runs).
+  const kernels::KernelTable* kernels = nullptr;
 };
 
 class Model;
@@ -246,6 +251,8 @@ class Model {
   double output_ops_per_token() const { return output_ops_; }
   // "llama 4L 256d 8h/4kv ff768 vocab32256"
   std::string describe() const;
+  // The kernel table this model was loaded for (ModelLoadOptions::kernels).
+  const kernels::KernelTable& kernel_table() const { return *kt_; }
 
  private:
   explicit Model(GgufFile file) : file_(std::move(file)) {}
@@ -254,6 +261,7 @@ class Model {
   void repack_weights(bool release_source);
 
   GgufFile file_;
+  const kernels::KernelTable* kt_ = nullptr;
   const ArchSpec* arch_ = nullptr;
   HParams hp_;
   ModelWeights w_;

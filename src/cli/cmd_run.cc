@@ -217,7 +217,7 @@ int run(const RunOptions& o) {
                "generation:  %5d tokens in %8.3f s = %8.2f tok/s\n"
                "first token: %8.3f s after the prompt was submitted\n"
                "stopped by:  %s\n",
-               o.model.c_str(), (*model)->describe().c_str(), kernels::kernels().name, (*ctx)->pool().n_threads(),
+               o.model.c_str(), (*model)->describe().c_str(), (*model)->kernel_table().name, (*ctx)->pool().n_threads(),
                static_cast<long long>((*ctx)->n_ctx()), std::string(type_name(*kv_type)).c_str(), load_s,
                prompt.size(), prompt_s, rate(double(prompt.size()), prompt_s), n_gen, gen_s, rate(n_gen, gen_s),
                ttft_s, end_reason.c_str());

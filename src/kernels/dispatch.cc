@@ -1,5 +1,7 @@
 // Chooses the kernel table once per process: the best table the CPU supports,
 // or the one CODEY_ISA names. ISA tables register here (one line each).
+#include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <string>
 
@@ -18,20 +20,26 @@ namespace {
 
 struct Candidate {
   std::string_view name;
-  bool (*cpu_has)();
+  // CpuFeatures::names() a CPU must have. Every -m flag the build compiles
+  // the table's units with is one of these (CMakeLists.txt; kernels_test
+  // IsaFlags checks it): the compiler may use any of them anywhere in a unit.
+  std::array<std::string_view, 12> requires_;  // unused entries empty
   const KernelTable& (*table)();
+  bool cpu_has() const {
+    const auto have = cpu_features().names();
+    for (auto r : requires_)
+      if (!r.empty() && std::find(have.begin(), have.end(), r) == have.end()) return false;
+    return true;
+  }
 };
 
 // Best last.
 const Candidate kCandidates[] = {
-    {"ref", [] { return true; }, ref_kernel_table},
+    {"ref", {}, ref_kernel_table},
 #if defined(__x86_64__)
-    {"avx2", [] { auto& f = cpu_features(); return f.avx2 && f.fma && f.f16c; }, avx2_kernel_table},
+    {"avx2", {"avx2", "fma", "f16c", "bmi2"}, avx2_kernel_table},
     {"avx512",
-     [] {
-       auto& f = cpu_features();
-       return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni;
-     },
+     {"avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vnni"},
      avx512_kernel_table},
 #endif
 };
@@ -75,6 +83,17 @@ const KernelTable* kernel_table(std::string_view name) {
   for (const auto& c : kCandidates)
     if (c.name == name && c.cpu_has()) return &c.table();
   return nullptr;
+}
+
+std::vector<std::string_view> isa_requirements(std::string_view name) {
+  for (const auto& c : kCandidates)
+    if (c.name == name) {
+      std::vector<std::string_view> out;
+      for (auto r : c.requires_)
+        if (!r.empty()) out.push_back(r);
+      return out;
+    }
+  return {};
 }
 
 std::vector<std::string_view> available_isas() {

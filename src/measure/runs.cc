@@ -117,7 +117,7 @@ Status fill_kv_random(Context& ctx, int64_t from, int64_t upto, const StopFn& st
   if (from < 0 || upto > ctx.n_ctx() || from > upto)
     return make_error(ErrorCode::kInvalidArgument, "cannot fill positions [{}, {}) of a context of {}", from, upto,
                       ctx.n_ctx());
-  const auto& kt = kernels::kernels();
+  const auto& kt = ctx.model().kernel_table();
   std::mt19937 rng(1234);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   constexpr int kRows = 64;  // distinct rows, cycled

@@ -12,7 +12,7 @@ Forward::Forward(Context& c, const Batch& batch)
     : model(c.model_),
       hp(c.model_.hparams()),
       ctx(c),
-      kt(kernels::kernels()),
+      kt(c.model_.kernel_table()),
       pool(*c.pool_),
       n(static_cast<int64_t>(batch.size())),
       tokens(batch.tokens.data()),
@@ -92,7 +92,7 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   c->seq_added_.resize(static_cast<size_t>(p.n_seq));
 
   // Kernel scratch: the most any matmul of this model needs at this batch size.
-  const auto& kt = kernels::kernels();
+  const auto& kt = model.kernel_table();
   const int nth = c->pool_->n_threads();
   size_t ws = 0;
   // An expert gets at most one row per token of the batch; linear_precise

@@ -123,6 +123,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelL
 
 Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file, const ModelLoadOptions& options) {
   std::unique_ptr<Model> m(new Model(std::move(file)));
+  m->kt_ = options.kernels ? options.kernels : &kernels::kernels();
   auto arch = m->file_.architecture();
   if (!arch) return std::unexpected(std::move(arch.error()));
   m->arch_ = find_arch(*arch);
@@ -149,7 +150,7 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file, const ModelLoadOp
 // resident memory holds one copy of the weights. ModelLoadOptions::repack =
 // false or CODEY_REPACK=0 keep the plain layout.
 void Model::repack_weights(bool release_source) {
-  const auto& kt = kernels::kernels();
+  const auto& kt = *kt_;
   const char* env = std::getenv("CODEY_REPACK");
   if (!kt.repack || (env && std::string_view(env) == "0")) return;
   std::vector<kernels::Matrix*> mats;

@@ -149,6 +149,22 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureEvalTest, ::testing::ValuesIn(eval_cas
 
 class FixtureModelTest : public ::testing::TestWithParam<std::string> {};
 
+// The 64-token prompt in one batch, 2 threads.
+ContextParams fixture_context() {
+  ContextParams cp;
+  cp.n_ctx = 128;
+  cp.n_batch = 64;
+  cp.n_threads = 2;
+  return cp;
+}
+
+std::string fixture_test_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string n = info.param;
+  for (char& ch : n)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return n;
+}
+
 TEST_P(FixtureModelTest, GreedyContinuationMatchesReference) {
   const std::string& name = GetParam();
   auto model = Model::load(fixture_model(name));
@@ -157,11 +173,7 @@ TEST_P(FixtureModelTest, GreedyContinuationMatchesReference) {
   const auto expected = read_ids(fixture_reference(name, ".greedy"));
   ASSERT_EQ(prompt.size(), 64u);
   ASSERT_EQ(expected.size(), 32u);
-  ContextParams cp;
-  cp.n_ctx = 128;
-  cp.n_batch = 64;
-  cp.n_threads = 2;
-  auto ctx = Context::create(**model, cp);
+  auto ctx = Context::create(**model, fixture_context());
   ASSERT_TRUE(ctx.has_value()) << ctx.error().message;
   Batch batch;
   for (size_t i = 0; i < prompt.size(); ++i) batch.add(prompt[i], 0, i + 1 == prompt.size());
@@ -185,12 +197,44 @@ TEST_P(FixtureModelTest, GreedyContinuationMatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModelTest, ::testing::ValuesIn(fixture_models()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string n = info.param;
-                           for (char& ch : n)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
-                         });
+                         fixture_test_name);
+
+// The goldens on the scalar reference kernels too, in this process: the kernel
+// table is the model's (ModelLoadOptions::kernels), not only the process's,
+// so ref itself is held to the reference implementation's logits while the
+// SIMD tables are held to ref (tests/kernels) and to the goldens (above).
+class FixtureRefKernelsTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FixtureRefKernelsTest, LogitsMatchReference) {
+  const std::string& name = GetParam();
+  if (const std::string a = unsupported_arch(name); !a.empty()) GTEST_SKIP() << "architecture " << a << " is not supported yet";
+  ModelLoadOptions o;
+  o.kernels = kernels::kernel_table("ref");
+  ASSERT_NE(o.kernels, nullptr);
+  auto model = Model::load(fixture_model(name), o);
+  ASSERT_TRUE(model.has_value()) << model.error().message;
+  EXPECT_EQ(std::string_view((*model)->kernel_table().name), "ref");
+  const auto prompt = read_ids(fixture_tokens(name));
+  ASSERT_EQ(prompt.size(), 64u);
+  auto ctx = Context::create(**model, fixture_context());
+  ASSERT_TRUE(ctx.has_value()) << ctx.error().message;
+  Batch batch;  // logits of the compared positions only (ref's output matmul is slow)
+  for (size_t i = 0; i < prompt.size(); ++i) batch.add(prompt[i], 0, static_cast<int>(i) >= kFirstCompared);
+  auto logits = (*ctx)->decode(batch);
+  ASSERT_TRUE(logits.has_value()) << logits.error().message;
+  const int64_t n_vocab = (*model)->hparams().n_vocab;
+  ASSERT_EQ(logits->size(), static_cast<size_t>(kCompared * n_vocab));
+  std::vector<float> ours(static_cast<size_t>(64 * n_vocab));
+  std::copy(logits->begin(), logits->end(), ours.begin() + kFirstCompared * n_vocab);
+  const Agreement a = compare_to_reference(ours.data(), read_f32(fixture_reference(name, ".logits.f32")), n_vocab);
+  std::printf("%-26s ref kernels: mean KL %.6f max KL %.6f argmax %d/16\n", name.c_str(), a.mean_kl, a.max_kl,
+              a.same_argmax);
+  EXPECT_LT(a.mean_kl, 0.01);
+  EXPECT_GE(a.same_argmax, 14);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureRefKernelsTest, ::testing::ValuesIn(fixture_models()),
+                         fixture_test_name);
 
 TEST(ModelTest, FixturesArePresent) {
   const auto names = fixture_models();
