@@ -187,11 +187,11 @@ TEST(Scheduler, AFullQueueRejectsAtOnceAsBusyWithARetryHint) {
   auto q1 = rig.rt->submit(endless("a", "q1", 3));
   auto q2 = rig.rt->submit(endless("a", "q2", 3));
   EXPECT_EQ(rig.status("a").queued, 2);
-  const auto t0 = Clock::now();
+  // Rejected at once: decoding is held, so the answer cannot have waited
+  // for the queue to move (the deadline only bounds a broken scheduler).
   auto rejected = rig.rt->submit(endless("a", "too many", 3));
-  auto ev = rejected->next(Millis(1000));
+  auto ev = rejected->next(Millis(30000));
   ASSERT_TRUE(ev.has_value());
-  EXPECT_LT(seconds_since(t0), 0.5);
   ASSERT_EQ(ev->type, EventType::kError);
   EXPECT_EQ(ev->error.code, RequestErrorCode::kBusy);
   ASSERT_TRUE(ev->error.retry_after.has_value());
@@ -234,10 +234,8 @@ TEST(Scheduler, CancellationFreesTheSlotAtTheNextStep) {
     evs.push_back(*e);
   }
   const size_t steps_at_cancel = rig.backend->batches().size();
-  const auto t0 = Clock::now();
   s->cancel();
   auto rest = drain(*s);
-  EXPECT_LT(seconds_since(t0), 1.0);
   ASSERT_EQ(rest.back().type, EventType::kDone);
   EXPECT_EQ(rest.back().finish, FinishReason::kCancelled);
   EXPECT_LE(rig.backend->batches().size(), steps_at_cancel + 2);
@@ -314,17 +312,18 @@ TEST(Scheduler, DeadlineCountsFromWhenTheRequestStartsRunning) {
   Rig rig({a});
   rig.backend->hold_loads(true);
   rig.backend->set_step_delay(Millis(5));
-  const auto t0 = Clock::now();
   auto s = rig.rt->submit(endless("a", "slow"));
   std::this_thread::sleep_for(Millis(300));  // waiting for the load does not count
   rig.backend->hold_loads(false);
   auto evs = drain(*s);
   ASSERT_EQ(evs.back().type, EventType::kDone);
   EXPECT_EQ(evs.back().finish, FinishReason::kDeadline);
+  // Had the 300 ms of loading counted, the 150 ms deadline would have passed
+  // before the first token. Each step sleeps >= 5 ms, so the deadline cuts
+  // the endless output short (bounds on tokens, not on seconds).
   const int n = count_tokens(evs);
   EXPECT_GT(n, 0);
   EXPECT_LT(n, 100);
-  EXPECT_LT(seconds_since(t0), 3.0);
   EXPECT_GE(evs.back().timings.total_s, 0.3);
   // Per request, and 0 = none.
   GenerateRequest q = endless("a", "short", 40);

@@ -266,7 +266,8 @@ TEST_F(Serve, FullQueueIsRejectedWithRetryAfter) {
   EXPECT_EQ(ollama.status, 429) << ollama.body;
   EXPECT_NE(ollama.headers.find("Retry-After: "), std::string::npos);
   // The queued stream stays open and reports its place while it waits.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  for (int i = 0; i < 600 && queued.output().find(": queued") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polled, up to 30 s
   EXPECT_NE(queued.output().find(": queued"), std::string::npos) << queued.output();
   running.kill();
   queued.kill();
