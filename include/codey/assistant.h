@@ -167,8 +167,8 @@ class GrammarConstraint final : public TokenConstraint {
 // The syntax the router's call is written in: the template's own, or JSON
 // when the template takes no tools (the routes are then in the prompt).
 ToolCallFormat router_call_format(std::string_view chat_template);
-// One call, without arguments, to one of `names`: exactly the text
-// render_tool_calls writes for it.
+// One call, without arguments, to one of `names`: the text render_tool_calls
+// writes for it (the space after JSON's ':' and ',' optional).
 Grammar tool_choice_grammar(ToolCallFormat f, std::span<const std::string> names);
 // The name of the first call in `text` (parse_tool_calls) if it is one of
 // `names` (nullopt otherwise).

@@ -13,12 +13,30 @@ ToolCallFormat router_call_format(std::string_view chat_template) {
   return f == ToolCallFormat::kNone ? ToolCallFormat::kJson : f;
 }
 
+namespace {
+
+// The rendered call after `from`, with the space JSON writes after ':' and
+// ',' optional: a vocabulary may have no token that goes on with it, and the
+// parser reads JSON either way.
+Grammar::Node rendered_call(Grammar& g, Grammar::Node from, std::string_view text) {
+  Grammar::Node at = from;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const Grammar::Node next = g.literal(at, text.substr(i, 1));
+    if (text[i] == ' ' && i > 0 && (text[i - 1] == ':' || text[i - 1] == ',')) g.epsilon(at, next);
+    at = next;
+  }
+  return at;
+}
+
+}  // namespace
+
 Grammar tool_choice_grammar(ToolCallFormat f, std::span<const std::string> names) {
   CODEY_ASSERT(!names.empty());
-  std::vector<std::string> calls;
-  for (const auto& n : names) calls.push_back(render_tool_calls(f, std::vector<ToolCall>{ToolCall{n}}));
   Grammar g;
-  g.accept(g.one_of(g.start(), calls));
+  const Grammar::Node end = g.add_node();
+  for (const auto& n : names)
+    g.epsilon(rendered_call(g, g.start(), render_tool_calls(f, std::vector<ToolCall>{ToolCall{n}})), end);
+  g.accept(end);
   return g;
 }
 

@@ -432,7 +432,16 @@ TEST(ToolCalls, SharedTableThroughTheRouter) {
     }
     EXPECT_FALSE(parse_tool_choice(c.format, c.reply, std::vector<std::string>{"other"}).has_value());
     Grammar g = tool_choice_grammar(c.format, names);
-    for (const auto& n : names) EXPECT_TRUE(g.matches(render_tool_calls(c.format, std::vector<ToolCall>{{n}})));
+    for (const auto& n : names) {
+      const std::string call = render_tool_calls(c.format, std::vector<ToolCall>{{n}});
+      EXPECT_TRUE(g.matches(call)) << call;
+      std::string tight = call;  // JSON without the optional spaces: still a call, still parsed
+      for (size_t p; (p = tight.find(": ")) != std::string::npos || (p = tight.find(", ")) != std::string::npos;)
+        tight.erase(p + 1, 1);
+      EXPECT_TRUE(g.matches(tight)) << tight;
+      EXPECT_EQ(parse_tool_choice(c.format, tight, names), std::optional<std::string>(n)) << tight;
+      EXPECT_FALSE(g.matches(call + " ")) << call;
+    }
   }
 }
 
