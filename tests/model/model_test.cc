@@ -207,7 +207,6 @@ class FixtureRefKernelsTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FixtureRefKernelsTest, LogitsMatchReference) {
   const std::string& name = GetParam();
-  if (const std::string a = unsupported_arch(name); !a.empty()) GTEST_SKIP() << "architecture " << a << " is not supported yet";
   ModelLoadOptions o;
   o.kernels = kernels::kernel_table("ref");
   ASSERT_NE(o.kernels, nullptr);
